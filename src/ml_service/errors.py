@@ -1,0 +1,106 @@
+"""The one exception tree of ml-service.
+
+Every error the service can answer with is a `ServiceError` subclass carrying its HTTP
+status; `ml_service.api.responses.error_response` turns any of them into the JSON error body
+(`{"error": ..., "details": [...]}`). Nothing else in the code base chooses a status code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One problem in a request: where it is (path from the body's root) and what is wrong."""
+
+    loc: Loc
+    msg: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"loc": list(self.loc), "msg": self.msg}
+
+
+class ServiceError(Exception):
+    """Base of every error ml-service raises on purpose; `status` is its HTTP status."""
+
+    status: int = 500
+
+    def __init__(
+        self,
+        message: str,
+        details: Sequence[Problem] = (),
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = tuple(details)
+        self.headers = dict(headers or {})
+
+
+class NotFound(ServiceError):
+    """Unknown path, model name or model version."""
+
+    status = 404
+
+
+class MethodNotAllowed(ServiceError):
+    """The path exists but not for this method; the response carries `Allow`."""
+
+    status = 405
+
+    def __init__(self, allowed: Sequence[str]) -> None:
+        allow = ", ".join(allowed)
+        super().__init__(f"method not allowed here; use {allow}", headers={"Allow": allow})
+
+
+class UnsupportedMediaType(ServiceError):
+    """The body is not JSON (or uses the binary tensor extension)."""
+
+    status = 415
+
+
+class PayloadTooLarge(ServiceError):
+    """The body exceeds the byte limit, or the request holds more rows than allowed."""
+
+    status = 413
+
+
+class MalformedJSON(ServiceError):
+    """The body is not valid JSON under the service's strict reading."""
+
+    status = 400
+
+
+class InvalidInput(ServiceError):
+    """Valid JSON that breaks the model's input schema; `details` lists every problem."""
+
+    status = 422
+
+
+class NotReady(ServiceError):
+    """The model is not loaded yet, failed to load, or the server is shutting down."""
+
+    status = 503
+
+
+class ArtifactError(NotReady):
+    """A model artifact is missing, tampered with, truncated or incompatible.
+
+    The service never becomes ready with such an artifact, hence the 503.
+    """
+
+
+class TrainingError(ServiceError):
+    """Training could not run: unreadable data, missing columns, bad settings."""
+
+
+class QualityGateFailed(TrainingError):
+    """The trained model is worse than the configured quality gate allows."""
+
+
+class ClientError(ServiceError):
+    """`ml-service predict` could not get predictions from a service."""
