@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Build the ml-service container image in Azure Container Registry and push it there
+# (`az acr build`: the registry's build agents run the Dockerfile, so no local engine is needed).
+# Creates the resource group and the registry when they do not exist; a re-run only builds.
+#
+# Usage: deploy/azure/acr-build.sh            (or `make acr-build`)
+# Environment (defaults in brackets; see also deploy/azure/common.sh):
+#   AZURE_RESOURCE_GROUP [Azuredevops]   AZURE_LOCATION [centralus]
+#   AZURE_ACR_NAME [mlserviceacr]  registry name, globally unique, 5-50 letters and digits
+#   AZURE_ACR_SKU [Basic]          IMAGE_NAME [ml-service]
+#   IMAGE_TAG [the commit's short hash]  the tag pushed; deploy/azure/aks.sh deploys the same one
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+# shellcheck source=deploy/azure/common.sh
+. "$here/common.sh"
+
+: "${AZURE_ACR_NAME:=mlserviceacr}"
+: "${AZURE_ACR_SKU:=Basic}"
+: "${IMAGE_NAME:=ml-service}"
+if [ -z "${IMAGE_TAG:-}" ]; then
+    IMAGE_TAG=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null) \
+        || die "IMAGE_TAG is not set and $root is not a git checkout"
+fi
+
+[[ "$AZURE_ACR_NAME" =~ ^[a-zA-Z0-9]{5,50}$ ]] \
+    || die "AZURE_ACR_NAME '$AZURE_ACR_NAME' must be 5-50 letters and digits"
+[[ "$IMAGE_TAG" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] \
+    || die "IMAGE_TAG '$IMAGE_TAG' is not a valid image tag"
+require_cli "$AZ"
+
+ensure_group
+if az_lookup acr show --name "$AZURE_ACR_NAME" --resource-group "$AZURE_RESOURCE_GROUP" --query id --output tsv >/dev/null; then
+    say "container registry $AZURE_ACR_NAME exists"
+else
+    say "creating container registry $AZURE_ACR_NAME ($AZURE_ACR_SKU)"
+    az_run acr create --name "$AZURE_ACR_NAME" --resource-group "$AZURE_RESOURCE_GROUP" \
+        --location "$AZURE_LOCATION" --sku "$AZURE_ACR_SKU" --admin-enabled false --output none
+fi
+
+say "building $IMAGE_NAME:$IMAGE_TAG in $AZURE_ACR_NAME from $root"
+az_run acr build --registry "$AZURE_ACR_NAME" --resource-group "$AZURE_RESOURCE_GROUP" \
+    --image "$IMAGE_NAME:$IMAGE_TAG" --file "$root/Dockerfile" "$root"
+say "pushed $AZURE_ACR_NAME.azurecr.io/$IMAGE_NAME:$IMAGE_TAG"
