@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Remove the build agent VM and everything agent.sh created with it: the VM, its NIC, OS disk,
+# public IP, network security group and virtual network, and the Key Vault holding the
+# registration PAT (deleted, then purged so the PAT is gone for good). The resource group is
+# kept. Asks for confirmation unless run with --yes; with nothing left, it says so and succeeds.
+# Unregister the agent from its pool in Azure DevOps (Organization settings > Agent pools).
+# Usage: agent-teardown.sh [--yes]
+set -euo pipefail
+# shellcheck source=deploy/azure/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+yes=false
+case "${1:-}" in
+    --yes | -y) yes=true ;;
+    "") ;;
+    *) die "usage: agent-teardown.sh [--yes]" ;;
+esac
+require_cli "$AZ"
+if [ "$yes" != true ]; then
+    [ -t 0 ] || die "not a terminal: pass --yes (make agent-teardown YES=1) to remove $AGENT_VM_NAME"
+    read -r -p "Remove build agent VM $AGENT_VM_NAME and its resources from $AZURE_RESOURCE_GROUP? Type the VM name: " answer
+    [ "$answer" = "$AGENT_VM_NAME" ] || die "not confirmed; nothing removed"
+fi
+
+g=(--resource-group "$AZURE_RESOURCE_GROUP")
+# remove KIND NAME SHOW_ARGS -- DELETE_ARGS: delete one resource when it exists.
+remove() {
+    local kind=$1 name=$2
+    shift 2
+    local -a show=() del=()
+    while [ "$1" != -- ]; do show+=("$1"); shift; done
+    shift
+    del=("$@")
+    if az_lookup "${show[@]}" "${g[@]}" --name "$name" --query name --output tsv; then
+        say "deleting $kind $name"
+        az_run "${del[@]}" "${g[@]}" --name "$name"
+    else
+        say "$kind $name is already gone"
+    fi
+}
+
+remove VM "$AGENT_VM_NAME" vm show -- vm delete --yes
+remove NIC "${AGENT_VM_NAME}VMNic" network nic show -- network nic delete
+remove "public IP" "${AGENT_VM_NAME}PublicIP" network public-ip show -- network public-ip delete
+remove NSG "${AGENT_VM_NAME}NSG" network nsg show -- network nsg delete
+remove VNet "${AGENT_VM_NAME}VNET" network vnet show -- network vnet delete
+remove disk "${AGENT_VM_NAME}OsDisk" disk show -- disk delete --yes
+
+vault=$(agent_vault_name)
+remove "Key Vault" "$vault" keyvault show -- keyvault delete
+if az_lookup keyvault show-deleted --name "$vault" --query name --output tsv; then
+    say "purging deleted Key Vault $vault (and the PAT in it)"
+    az_run keyvault purge --name "$vault"
+fi
+say "done (unregister agent $ADO_AGENT_NAME from pool $ADO_POOL in Azure DevOps if it is still listed)"

@@ -1,0 +1,123 @@
+# shellcheck shell=bash
+# Shared settings and helpers of the Azure App Service scripts; sourced, never run.
+#
+# Every name can be overridden from the environment. The defaults are the names the original
+# deployment used (resource group `Azuredevops`, web app `flask-ml-service`, a Linux Premium V2
+# plan in `centralus`, the plan SKU `az webapp up` picks for Python apps). Web app names are
+# global: set AZURE_APP_NAME to something unique before the first `make provision`.
+
+: "${AZ:=az}"                                   # the Azure CLI (tests put a stub first on PATH)
+: "${ML_SERVICE_PREDICT:=ml-service}"           # smoke-test client: `$ML_SERVICE_PREDICT predict`
+: "${AZURE_RESOURCE_GROUP:=Azuredevops}"
+: "${AZURE_LOCATION:=centralus}"
+: "${AZURE_APP_NAME:=flask-ml-service}"
+: "${AZURE_PLAN_NAME:=${AZURE_APP_NAME}-plan}"
+: "${AZURE_PLAN_SKU:=P1V2}"                     # slots need Standard (S1) or above
+: "${AZURE_RUNTIME:=PYTHON:3.11}"
+: "${AZURE_SLOT:=staging}"
+: "${AZURE_MODEL_DIR:=models/housing}"
+: "${AZURE_LOG_LEVEL:=info}"
+: "${AZURE_HEALTH_PATH:=/health/ready}"
+: "${AZURE_STARTUP_COMMAND:=gunicorn --config python:ml_service.server.gunicorn_config --bind=0.0.0.0:\${PORT:-8000} ml_service.api.asgi:app}"
+
+SCRIPT_NAME=$(basename "$0")
+AZ_ERR=$(mktemp "${TMPDIR:-/tmp}/azure-deploy.XXXXXX")
+CLEANUP_PATHS=("$AZ_ERR")
+cleanup() { rm -rf "${CLEANUP_PATHS[@]}"; }
+trap cleanup EXIT
+
+say() { printf '%s: %s\n' "$SCRIPT_NAME" "$*"; }
+die() { printf '%s: error: %s\n' "$SCRIPT_NAME" "$*" >&2; exit 1; }
+
+# az_run ARGS...: print and run a changing `az` command; on failure, show its error and stop.
+az_run() {
+    printf '+ az %s\n' "$*"
+    if ! "$AZ" "$@" 2>"$AZ_ERR"; then
+        cat "$AZ_ERR" >&2
+        die "'az $1 $2 ...' failed; nothing after this step was done"
+    fi
+}
+
+# az_get ARGS...: run a read-only `az` command and print its output; stop on any failure.
+az_get() {
+    if ! "$AZ" "$@" 2>"$AZ_ERR"; then
+        cat "$AZ_ERR" >&2
+        die "'az $*' failed"
+    fi
+}
+
+# az_lookup ARGS...: run an `az ... show` and keep its output in AZ_OUT. Return 0 when the
+# resource exists, 1 when it does not (ResourceNotFound, or the empty answer some `show`
+# commands give); stop the script on any other error (not logged in, no permission, network).
+# Call it directly (not inside $(...)) so that a real error stops the script.
+AZ_OUT=
+az_lookup() {
+    AZ_OUT=
+    if AZ_OUT=$("$AZ" "$@" 2>"$AZ_ERR"); then
+        [ -n "$AZ_OUT" ]
+        return
+    fi
+    if grep -qiE 'NotFound|could not be found|was not found' "$AZ_ERR"; then
+        return 1
+    fi
+    cat "$AZ_ERR" >&2
+    die "'az $*' failed"
+}
+
+# require_cli: stop early, with the fix, when a needed command is missing.
+require_cli() {
+    local cmd
+    for cmd in "$@"; do
+        command -v "$cmd" >/dev/null 2>&1 || die "'$cmd' not found on PATH (see docs/deploy-azure.md, prerequisites)"
+    done
+}
+
+# ensure_group: create the resource group when it does not exist.
+ensure_group() {
+    if az_lookup group show --name "$AZURE_RESOURCE_GROUP" --query name --output tsv; then
+        say "resource group $AZURE_RESOURCE_GROUP exists"
+    else
+        say "creating resource group $AZURE_RESOURCE_GROUP in $AZURE_LOCATION"
+        az_run group create --name "$AZURE_RESOURCE_GROUP" --location "$AZURE_LOCATION" --output none
+    fi
+}
+
+# slot_args SLOT: the `--slot` arguments for a slot name, none for production.
+slot_args() {
+    if [ -n "${1:-}" ] && [ "$1" != production ]; then
+        printf '%s\n' --slot "$1"
+    fi
+}
+
+# smoke URL: send the sample request to URL with the ml-service client (it retries with backoff).
+smoke() {
+    local -a predict
+    read -r -a predict <<<"$ML_SERVICE_PREDICT"
+    say "smoke test: ${predict[*]} predict --url $1"
+    "${predict[@]}" predict --url "$1"
+}
+
+# --- build agent VM (agent.sh, agent-teardown.sh) ---
+: "${AGENT_VM_NAME:=agentVM}"
+: "${AGENT_VM_SIZE:=Standard_DS1_v2}"
+: "${AGENT_VM_IMAGE:=Canonical:ubuntu-24_04-lts:server:latest}"
+: "${AGENT_ADMIN_USER:=devopsagent}"
+: "${AGENT_PUBLIC_SSH:=true}"                   # false: no public IP, no inbound SSH rule
+: "${ADO_POOL:=vmAgentPool}"
+: "${ADO_AGENT_NAME:=$AGENT_VM_NAME}"
+: "${ADO_AGENT_VERSION:=4.264.2}"
+: "${ADO_AGENT_SHA256:=}"
+: "${AGENT_SECRET_NAME:=ado-agent-pat}"
+: "${AGENT_KEYVAULT:=}"
+
+# agent_vault_name: the Key Vault holding the registration PAT. Vault names are global, so the
+# default is derived from the subscription, group and VM: stable across runs, unique per agent.
+agent_vault_name() {
+    if [ -z "$AGENT_KEYVAULT" ]; then
+        local sub hash
+        sub=$(az_get account show --query id --output tsv)
+        hash=$(printf '%s/%s/%s' "$sub" "$AZURE_RESOURCE_GROUP" "$AGENT_VM_NAME" | sha256sum | cut -c1-10)
+        AGENT_KEYVAULT="kv-agent-$hash"
+    fi
+    printf '%s\n' "$AGENT_KEYVAULT"
+}
