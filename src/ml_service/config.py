@@ -98,13 +98,11 @@ class Settings(BaseSettings):
         """The environment variable that sets `field` (its first alias)."""
         alias = cls.model_fields[field].validation_alias
         if isinstance(alias, AliasChoices):
-            first = alias.choices[0]
-            assert isinstance(first, str)
-            return first
+            return str(alias.choices[0])
         return f"{ENV_PREFIX}{field.upper()}"
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process's settings, read from the environment once."""
-    return Settings()
+    return Settings()  # type: ignore[call-arg]  # values come from the environment

@@ -4,10 +4,12 @@
 
 How to use it
 -------------
-1. Make a directory of links named after the commands to fake, all pointing at this file, and
-   put it first on PATH (``tests/deploy/stubkit.py`` does all of this: ``StubEnv``)::
+1. Make a directory of commands named after the ones to fake, each running this file, and put
+   it first on PATH (``tests/deploy/stubkit.py`` does all of this: ``StubEnv``). Either links
+   (the command name is then taken from argv[0]) or wrappers that name it in ``STUB_CMD``::
 
-       ln -s /path/to/stub.py bin/az; ln -s /path/to/stub.py bin/kubectl
+       ln -s /path/to/stub.py bin/az
+       printf '#!/bin/sh\nSTUB_CMD=kubectl exec python3 /path/to/stub.py "$@"\n' >bin/kubectl
 
 2. Point the stub at its files through the environment:
 
@@ -19,7 +21,8 @@ How to use it
 3. A call is answered by the first RULE that matches it. A RULE is an object with:
 
    matching   ``cmd`` (command name, required); ``args`` (argv must start with these tokens);
-              ``contains`` (tokens that must each appear in argv); ``options`` ({flag: value}:
+              ``contains`` (tokens that must each appear in argv); ``lacks`` (tokens that must
+              not appear, e.g. ``--slot``); ``options`` ({flag: value}:
               argv must hold ``flag value`` or ``flag=value``); ``if`` / ``unless`` (state
               flags that must all be set / must all be unset); ``times`` (the rule answers at
               most this many calls, then is skipped; counted in STUB_STATE)
@@ -196,6 +199,8 @@ def _matches(rule: dict[str, Any], cmd: str, argv: list[str], state: Path, index
         return False
     if any(tok not in argv for tok in rule.get("contains", [])):
         return False
+    if any(tok in argv for tok in rule.get("lacks", [])):
+        return False
     for flag, want in rule.get("options", {}).items():
         if _option(argv, flag) != want:
             return False
@@ -214,7 +219,7 @@ def _count(state: Path, index: int) -> int:
 
 def main() -> int:
     """Answer one call: match a rule, apply its effects, log the call, print the answer."""
-    cmd = Path(sys.argv[0]).name
+    cmd = os.environ.get("STUB_CMD") or Path(sys.argv[0]).name
     argv = sys.argv[1:]
     scenario = json.loads(Path(os.environ["STUB_SCENARIO"]).read_text())
     state = Path(os.environ.get("STUB_STATE") or Path(os.environ["STUB_SCENARIO"]).parent)

@@ -1,0 +1,237 @@
+"""The ASGI application: a thin front that answers predictions itself and hands the rest on.
+
+Every request passes through `Front`: it assigns the request id, counts, times and logs the
+request, and maps any error to the JSON error body. Prediction requests (the hot path) are
+answered right here, without framework routing or per-request objects; everything else goes
+to the FastAPI app from `ml_service.api.routes`.
+
+`app` is the module-level application servers import (`ml_service.api.asgi:app`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ml_service.api.predict import KSERVE_V1, ORIGINAL, V2, V2_VERSIONED, PredictRoute, predict
+from ml_service.api.responses import JSON_TYPE, error_response
+from ml_service.api.routes import build_app
+from ml_service.api.state import ServiceState
+from ml_service.config import Settings, get_settings
+from ml_service.errors import (
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ServiceError,
+    UnsupportedMediaType,
+)
+from ml_service.observability import metrics
+from ml_service.observability.logging import log_event
+
+log = logging.getLogger("ml_service.http")
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_BINARY_HEADER = b"inference-header-content-length"
+
+
+class ClientGone(Exception):
+    """The client disconnected before sending the whole body."""
+
+
+class Front:
+    """ASGI front: request ids, logs, metrics, errors; predictions answered directly."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.state = ServiceState(settings)
+        self.app: ASGIApp = build_app(self.state, self.handle_predict)
+        self.max_body = settings.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        request_id = _request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        route, error = self.match(scope)
+        status = 500
+        dialect = route.dialect if route else ""
+        template = route.template if route else ""
+        metrics.IN_FLIGHT.inc()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            if error is not None:
+                await _send_error(send_with_id, error)
+            elif route is not None:
+                await self.handle_predict(scope, receive, send_with_id, route)
+            else:
+                await self.app(scope, receive, send_with_id)
+                found = scope.get("route")
+                template = getattr(found, "path", "") or "unmatched"
+        except ClientGone:
+            status = 499
+        finally:
+            metrics.IN_FLIGHT.dec()
+            elapsed = time.perf_counter() - start
+            metrics.REQUESTS.labels(template, dialect, scope["method"], str(status)).inc()
+            metrics.LATENCY.labels(template, dialect).observe(elapsed)
+            log_event(
+                log,
+                "request",
+                f"{scope['method']} {scope['path']} {status}",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                latency_ms=round(elapsed * 1000, 3),
+                request_id=request_id,
+            )
+
+    def match(self, scope: Scope) -> tuple[PredictRoute | None, ServiceError | None]:
+        """The prediction route a path names, or the 404/405 it deserves, or neither."""
+        path: str = scope["path"]
+        route: PredictRoute | None = None
+        model: str | None = None
+        version: str | None = None
+        if path == "/predict":
+            route = ORIGINAL
+        elif path.startswith("/v1/models/") and path.endswith(":predict"):
+            route, model = KSERVE_V1, path[len("/v1/models/") : -len(":predict")]
+        elif path.startswith("/v2/models/") and path.endswith("/infer"):
+            parts = path[len("/v2/models/") : -len("/infer")].split("/")
+            if len(parts) == 1:
+                route, model = V2, parts[0]
+            elif len(parts) == 3 and parts[1] == "versions":
+                route, model, version = V2_VERSIONED, parts[0], parts[2]
+        if route is None:
+            return None, None
+        loaded = self.state.loaded
+        if model is not None and loaded is not None:
+            artifact = loaded.artifact
+            if model != artifact.name:
+                return None, NotFound(
+                    f"no model named {model!r}; this server serves {artifact.name!r}"
+                )
+            if version is not None and version != artifact.version:
+                return None, NotFound(
+                    f"model {model!r} has no version {version!r}; it serves {artifact.version!r}"
+                )
+        if scope["method"] != "POST":
+            return None, MethodNotAllowed(["POST"])
+        return route, None
+
+    async def handle_predict(
+        self, scope: Scope, receive: Receive, send: Send, route: PredictRoute
+    ) -> None:
+        """Content type, size, then the shared prediction path; errors become JSON bodies."""
+        try:
+            headers = _headers(scope)
+            _check_content_type(headers)
+            body = await _read_body(receive, headers, self.max_body)
+            payload = await predict(self.state, route, body, scope["state"]["request_id"])
+        except ServiceError as exc:
+            await _send_error(send, exc)
+            return
+        await _send_json(send, 200, payload)
+
+
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    return dict(scope["headers"])
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            text: str = value.decode("latin-1")
+            if _REQUEST_ID.fullmatch(text):
+                return text
+            break
+    return uuid.uuid4().hex
+
+
+def _check_content_type(headers: dict[bytes, bytes]) -> None:
+    if _BINARY_HEADER in headers:
+        raise UnsupportedMediaType(
+            "the binary tensor extension is not supported; send the tensors as JSON"
+        )
+    raw = headers.get(b"content-type")
+    if raw is None:
+        return
+    media = raw.split(b";", 1)[0].strip().lower()
+    if media == JSON_TYPE or (media.startswith(b"application/") and media.endswith(b"+json")):
+        return
+    raise UnsupportedMediaType(
+        f"content type {media.decode('latin-1')!r} is not supported; send application/json"
+    )
+
+
+async def _read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
+    """The whole body, refusing (without reading on) as soon as it is over `limit` bytes."""
+    declared = headers.get(b"content-length")
+    too_large = PayloadTooLarge(f"body is larger than the limit of {limit} bytes")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _send_json(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", JSON_TYPE),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or ()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_error(send: Send, exc: ServiceError) -> None:
+    status, extra, body = error_response(exc)
+    headers = [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+    await _send_json(send, status, body, headers)
+
+
+def create_app(settings: Settings | None = None) -> Front:
+    """A new application for `settings` (default: from the environment)."""
+    return Front(settings or get_settings())
+
+
+def __getattr__(name: str) -> Any:
+    # `app` is built on first access, so importing this module has no side effects.
+    if name == "app":
+        application = create_app()
+        globals()["app"] = application
+        return application
+    raise AttributeError(name)

@@ -1,0 +1,131 @@
+"""Strict JSON: what the contract calls valid, read fast.
+
+orjson reads the body; it already refuses NaN/Infinity literals, a byte-order mark, lone
+surrogates and invalid UTF-8. Two rules it does not enforce are checked after it: nesting depth
+and duplicate keys. Duplicates are found by counting: without escapes, the colons in the raw body
+are exactly the object members plus the colons inside strings, so any member orjson dropped as a
+duplicate shows as a difference. Bodies with escapes, or any doubt, go through the exact reader
+(the standard library with hooks), which also gives the precise message.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+from ml_service.errors import MalformedJSON
+
+MAX_DEPTH = 32
+_BOM = b"\xef\xbb\xbf"
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
+def parse_json(raw: bytes) -> Any:
+    """The body's value, or `MalformedJSON` saying what is wrong."""
+    if raw.startswith(_BOM):
+        raise MalformedJSON("body starts with a byte-order mark; send UTF-8 JSON without one")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _parse_exact(raw)
+    if b"\\" in raw:
+        return _parse_exact(raw)
+    members, colons, depth = _scan(value)
+    if depth > MAX_DEPTH:
+        raise MalformedJSON(f"body nests deeper than {MAX_DEPTH} levels")
+    if raw.count(b":") != members + colons:
+        return _parse_exact(raw)
+    return value
+
+
+def _scan(value: Any) -> tuple[int, int, int]:
+    """(object members, colons inside strings, nesting depth) of a parsed value."""
+    members = colons = depth = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if type(node) is dict:
+            depth = max(depth, level)
+            members += len(node)
+            colons += sum(key.count(":") for key in node)
+            children: Any = node.values()
+        elif type(node) is list:
+            depth = max(depth, level)
+            children = node
+        else:
+            if type(node) is str:
+                colons += node.count(":")
+            continue
+        if level > MAX_DEPTH:
+            return members, colons, level
+        if set(map(type, children)) <= _SCALARS:
+            continue
+        for child in children:
+            if type(child) is str:
+                colons += child.count(":")
+            elif type(child) is dict or type(child) is list:
+                stack.append((child, level + 1))
+    return members, colons, depth
+
+
+def _parse_exact(raw: bytes) -> Any:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedJSON(f"body is not valid UTF-8 (byte {exc.start})") from None
+    if not text.strip():
+        raise MalformedJSON("body is empty; send a JSON object")
+    try:
+        value = json.loads(text, object_pairs_hook=_object, parse_constant=_constant)
+    except json.JSONDecodeError as exc:
+        raise MalformedJSON(
+            f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise MalformedJSON(f"body nests deeper than {MAX_DEPTH} levels") from None
+    _check_tree(value)
+    return value
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise MalformedJSON(f"duplicate key {key!r} in one object; send each key once")
+        result[key] = value
+    return result
+
+
+def _constant(name: str) -> Any:
+    raise MalformedJSON(f"{name} is not valid JSON; send finite numbers")
+
+
+def _check_tree(value: Any) -> None:
+    """Depth limit and lone surrogates, which the standard library lets through."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, str):
+            _check_text(node)
+            continue
+        if not isinstance(node, dict | list):
+            continue
+        if level > MAX_DEPTH:
+            raise MalformedJSON(f"body nests deeper than {MAX_DEPTH} levels")
+        if isinstance(node, dict):
+            for key in node:
+                _check_text(key)
+            stack.extend((child, level + 1) for child in node.values())
+        else:
+            stack.extend((child, level + 1) for child in node)
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MalformedJSON(
+            "body has a lone surrogate escape (\\ud800-\\udfff) in a string"
+        ) from None

@@ -1,0 +1,143 @@
+"""The `ml-service` command: train, serve, predict."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib.resources import files
+from pathlib import Path
+
+from ml_service import __version__
+from ml_service.errors import ServiceError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ml-service", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"ml-service {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model from a CSV into an artifact")
+    train.add_argument("--data", type=Path, default=Path("data/housing.csv"))
+    train.add_argument(
+        "--schema",
+        type=Path,
+        default=None,
+        help="feature schema JSON (default: <data>.schema.json beside the CSV, "
+        "else inferred from the data)",
+    )
+    train.add_argument("--out", type=Path, default=Path("models/housing"))
+    train.add_argument("--name", default=None, help="model name (default: from the schema)")
+    train.add_argument("--target", default=None, help="target column (default: MEDV)")
+    train.add_argument(
+        "--features", default=None, help="comma-separated feature columns (default: the schema's)"
+    )
+    train.add_argument("--min-r2", type=float, default=None)
+    train.add_argument("--max-rmse", type=float, default=None)
+    train.add_argument("--seed", type=int, default=None)
+
+    commands.add_parser("serve", help="serve the model (settings from the environment)")
+
+    predict = commands.add_parser("predict", help="send rows to a running service")
+    predict.add_argument("--url", default="http://127.0.0.1:8000")
+    predict.add_argument(
+        "--file",
+        type=Path,
+        default=None,
+        help="JSON request (any dialect) or CSV (default: the sample request)",
+    )
+    predict.add_argument("--model", default="housing")
+    predict.add_argument(
+        "--dialect",
+        choices=("original", "v1", "v2"),
+        default=None,
+        help="send a JSON file's rows in this dialect (default: the file's own)",
+    )
+    predict.add_argument("--retries", type=int, default=5)
+    predict.add_argument("--timeout", type=float, default=10.0)
+    predict.add_argument(
+        "--min", type=float, default=None, dest="low", help="fail if any prediction is below this"
+    )
+    predict.add_argument(
+        "--max", type=float, default=None, dest="high", help="fail if any prediction is above this"
+    )
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args)
+        if args.command == "serve":
+            return _serve()
+        return _predict(args)
+    except ServiceError as exc:
+        print(f"ml-service {args.command}: error: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from ml_service.model.build import build_model
+    from ml_service.model.training import TrainSettings
+
+    settings = TrainSettings()
+    overrides = {
+        "target": args.target,
+        "features": tuple(f.strip() for f in args.features.split(",")) if args.features else None,
+        "min_r2": args.min_r2,
+        "max_rmse": args.max_rmse,
+        "seed": args.seed,
+    }
+    settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+
+    def progress(message: str) -> None:
+        print(f"train: {message}", file=sys.stderr, flush=True)
+
+    manifest, result = build_model(args.data, args.out, settings, args.schema, args.name, progress)
+    print(
+        json.dumps(
+            {
+                "name": manifest.name,
+                "version": manifest.version,
+                "path": str(args.out),
+                "metrics": result.holdout.as_dict(),
+            }
+        )
+    )
+    return 0
+
+
+def _serve() -> int:
+    from ml_service.config import get_settings
+    from ml_service.server import serve
+
+    get_settings()  # refuse bad settings before starting anything
+    serve()
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from ml_service import client
+
+    if args.file is None:
+        sample = json.loads(files("ml_service").joinpath("sample_request.json").read_text())
+        request = client.classify(sample, "sample request")
+    else:
+        request = client.read_request(args.file)
+    if args.dialect and args.dialect != request.dialect:
+        request = client.convert(request, args.dialect)
+    predictions = client.predict(args.url, request, args.model, args.retries, args.timeout)
+    low = args.low if args.low is not None else float("-inf")
+    high = args.high if args.high is not None else float("inf")
+    outside = [p for p in predictions if not low <= p <= high]
+    print(json.dumps({"url": args.url, "dialect": request.dialect, "predictions": predictions}))
+    if outside:
+        print(
+            f"ml-service predict: error: {len(outside)} prediction(s) outside "
+            f"[{args.low}, {args.high}]: {outside[:5]}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

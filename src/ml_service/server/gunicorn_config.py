@@ -1,0 +1,63 @@
+"""gunicorn settings, derived from `ml_service.config.Settings` (read from the environment).
+
+Used by `ml-service serve` and directly by platforms: App Service's startup command is
+`gunicorn --config python:ml_service.server.gunicorn_config --bind=0.0.0.0:${PORT:-8000}
+ml_service.api.asgi:app`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ml_service.config import get_settings
+from ml_service.observability.logging import configure_logging
+from ml_service.observability.metrics import MULTIPROC_ENV, mark_dead
+
+_settings = get_settings()
+configure_logging(_settings.log_level)
+
+bind = [f"{_settings.host}:{_settings.port}"]
+workers = _settings.workers
+worker_class = "ml_service.server.worker.Worker"
+graceful_timeout = int(_settings.graceful_timeout)
+timeout = max(30, int(_settings.graceful_timeout) + 10)
+keepalive = int(_settings.keepalive_timeout)
+accesslog = None
+errorlog = "-"
+loglevel = _settings.log_level
+proc_name = "ml-service"
+# No runtime control socket: nothing may reconfigure a running server, and the root file
+# system may be read-only.
+control_socket_disable = True
+forwarded_allow_ips = "127.0.0.1"
+# Workers import the app themselves: each loads and warms its own model after fork.
+preload_app = False
+
+# Every worker must see the same metrics directory, chosen before any worker starts.
+if not os.environ.get(MULTIPROC_ENV):
+    _dir = _settings.metrics_dir or Path(tempfile.mkdtemp(prefix="ml-service-metrics-"))
+    os.environ[MULTIPROC_ENV] = str(_dir)
+
+
+def on_starting(server: Any) -> None:  # noqa: ARG001 - gunicorn's hook signature
+    """Start with an empty metrics directory: counts from an earlier run must not leak in."""
+    directory = Path(os.environ[MULTIPROC_ENV])
+    if directory.exists():
+        for entry in directory.iterdir():
+            if entry.suffix == ".db":
+                entry.unlink()
+            elif entry.is_dir():
+                shutil.rmtree(entry)
+    directory.mkdir(parents=True, exist_ok=True)
+
+
+def post_worker_init(worker: Any) -> None:  # noqa: ARG001
+    configure_logging(_settings.log_level)
+
+
+def child_exit(server: Any, worker: Any) -> None:  # noqa: ARG001
+    mark_dead(worker.pid)
