@@ -25,8 +25,10 @@ require_cli "$AZ"
 ensure_plan() {
     if az_lookup appservice plan show --resource-group "$AZURE_RESOURCE_GROUP" --name "$AZURE_PLAN_NAME" \
         --query "[sku.name, reserved]" --output tsv; then
+        local -a fields
         local sku linux
-        IFS=$'\t' read -r sku linux <<<"$AZ_OUT"
+        mapfile -t fields <<<"$AZ_OUT"
+        sku=${fields[0]} linux=${fields[1]:-}
         [ "${linux,,}" = true ] || die "plan $AZURE_PLAN_NAME exists but is not a Linux plan; set AZURE_PLAN_NAME to another name"
         if [ "${sku^^}" = "${AZURE_PLAN_SKU^^}" ]; then
             say "plan $AZURE_PLAN_NAME exists (Linux, $sku)"
@@ -72,11 +74,13 @@ ensure_slot() {
 # settings of production (no argument) or of a slot; changes only what differs.
 configure_site() {
     local -a where
-    local label=${1:-production} config fx cmd health ftps https current missing=() kv
+    local -a fields
+    local label=${1:-production} fx cmd health ftps https current missing=() kv
     mapfile -t where < <(slot_args "${1:-}")
-    config=$(az_get webapp config show --resource-group "$AZURE_RESOURCE_GROUP" --name "$AZURE_APP_NAME" \
+    mapfile -t fields < <(az_get webapp config show --resource-group "$AZURE_RESOURCE_GROUP" --name "$AZURE_APP_NAME" \
         "${where[@]}" --query "[linuxFxVersion, appCommandLine, healthCheckPath, ftpsState]" --output tsv)
-    IFS=$'\x1f' read -r fx cmd health ftps <<<"${config//$'\t'/$'\x1f'}"
+    [ "${#fields[@]}" -eq 4 ] || die "unexpected answer from 'az webapp config show' for $label"
+    fx=${fields[0]} cmd=${fields[1]} health=${fields[2]} ftps=${fields[3]}
     if [ "${fx^^}" = "$FX_VERSION" ] && [ "$cmd" = "$AZURE_STARTUP_COMMAND" ] &&
         [ "$health" = "$AZURE_HEALTH_PATH" ] && [ "$ftps" = Disabled ]; then
         say "$label: runtime, startup command, health check and FTPS are set"

@@ -14,7 +14,7 @@ if [ -z "$url" ]; then
     az_lookup webapp show --resource-group "$AZURE_RESOURCE_GROUP" --name "$AZURE_APP_NAME" \
         --query "[defaultHostName, state]" --output tsv ||
         die "web app $AZURE_APP_NAME not found in $AZURE_RESOURCE_GROUP; create it with: make provision"
-    IFS=$'\t' read -r host state <<<"$AZ_OUT"
+    { read -r host; read -r state; } <<<"$AZ_OUT"
     [ -n "$host" ] || die "web app $AZURE_APP_NAME has no host name"
     case "$state" in
         Running) say "$AZURE_APP_NAME is running at $host" ;;

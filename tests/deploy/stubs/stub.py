@@ -146,12 +146,12 @@ def _apply(value: Any, segs: list[str]) -> Any:
 
 
 def _tsv_cell(value: Any) -> str:
-    """One TSV cell as knack writes it: a nested list prints its length, a dict nothing."""
+    """One TSV cell as knack writes it: a list prints its length, a dict nothing, null None."""
     if isinstance(value, list):
         return str(len(value))
     if isinstance(value, dict):
         return ""
-    return "" if value is None else str(value)
+    return str(value)
 
 
 def _tsv_row(row: Any) -> str:
@@ -175,6 +175,7 @@ def render(value: Any, argv: list[str]) -> str:
     if fmt == "tsv":
         if value is None:
             return ""
+        # A top-level list prints one row per item: `--query "[a, b]"` gives two lines.
         rows = value if isinstance(value, list) else [value]
         return "".join(_tsv_row(row) + "\n" for row in rows)
     if value is None:
