@@ -53,7 +53,10 @@ def not_found(kind: str, name: str) -> Rule:
         f"The Resource '{kind}/{name}' under resource group '{RG}' was not found. "
         "For more details please go to https://aka.ms/ARMResourceNotFoundFix"
     )
-    return {"exit": 3, "stderr": f"ERROR: (ResourceNotFound) {msg}\nCode: ResourceNotFound\nMessage: {msg}\n"}
+    return {
+        "exit": 3,
+        "stderr": f"ERROR: (ResourceNotFound) {msg}\nCode: ResourceNotFound\nMessage: {msg}\n",
+    }
 
 
 def az(args: list[str], answer: Rule | None = None, **match: Any) -> Rule:
@@ -157,51 +160,115 @@ def site_rules(slot: str | None) -> list[Rule]:
     tag = {"mlServiceRollback": "available"}
     used = {"mlServiceRollback": "used"}
     return [
-        az(["webapp", "show"], not_found("Microsoft.Web/sites", kind.split("sites/")[1]),
-           unless=[key], where=where),
-        az(["webapp", "show"], {"json": site_json(slot, tags=tag)},
-           **{"if": [key, f"{key}.https", "rollback.available"]}, where=where),
-        az(["webapp", "show"], {"json": site_json(slot, tags=used)},
-           **{"if": [key, f"{key}.https", "rollback.used"]}, where=where),
-        az(["webapp", "show"], {"json": site_json(slot)}, **{"if": [key, f"{key}.https"]}, where=where),
-        az(["webapp", "show"], {"json": site_json(slot, https=False)}, **{"if": [key]}, where=where),
-        az(["webapp", "config", "show"], {"json": config_json(True)},
-           **{"if": [f"{key}.config"]}, where=where),
-        az(["webapp", "config", "show"], {"json": config_json(False)}, **{"if": [key]}, where=where),
-        az(["webapp", "config", "set"], {"json": config_json(True)}, sets=[f"{key}.config"],
-           where=where),
-        az(["webapp", "update"], {"json": site_json(slot, tags=tag)},
-           contains=["--set", "tags.mlServiceRollback=available"], sets=["rollback.available"],
-           clears=["rollback.used"], where=where),
-        az(["webapp", "update"], {"json": site_json(slot, tags=used)},
-           contains=["--set", "tags.mlServiceRollback=used"], sets=["rollback.used"],
-           clears=["rollback.available"], where=where),
-        az(["webapp", "update"], {"json": site_json(slot)}, contains=["--https-only"],
-           sets=[f"{key}.https"], where=where),
-        az(["webapp", "config", "appsettings", "list"], {"json": settings_json(True)},
-           **{"if": [f"{key}.settings"]}, where=where),
-        az(["webapp", "config", "appsettings", "list"], {"json": settings_json(False)},
-           **{"if": [key]}, where=where),
-        az(["webapp", "config", "appsettings", "set"], {"json": settings_json(True)},
-           sets=[f"{key}.settings"], where=where),
+        az(
+            ["webapp", "show"],
+            not_found("Microsoft.Web/sites", kind.split("sites/")[1]),
+            unless=[key],
+            where=where,
+        ),
+        az(
+            ["webapp", "show"],
+            {"json": site_json(slot, tags=tag)},
+            **{"if": [key, f"{key}.https", "rollback.available"]},
+            where=where,
+        ),
+        az(
+            ["webapp", "show"],
+            {"json": site_json(slot, tags=used)},
+            **{"if": [key, f"{key}.https", "rollback.used"]},
+            where=where,
+        ),
+        az(
+            ["webapp", "show"],
+            {"json": site_json(slot)},
+            **{"if": [key, f"{key}.https"]},
+            where=where,
+        ),
+        az(
+            ["webapp", "show"], {"json": site_json(slot, https=False)}, **{"if": [key]}, where=where
+        ),
+        az(
+            ["webapp", "config", "show"],
+            {"json": config_json(True)},
+            **{"if": [f"{key}.config"]},
+            where=where,
+        ),
+        az(
+            ["webapp", "config", "show"], {"json": config_json(False)}, **{"if": [key]}, where=where
+        ),
+        az(
+            ["webapp", "config", "set"],
+            {"json": config_json(True)},
+            sets=[f"{key}.config"],
+            where=where,
+        ),
+        az(
+            ["webapp", "update"],
+            {"json": site_json(slot, tags=tag)},
+            contains=["--set", "tags.mlServiceRollback=available"],
+            sets=["rollback.available"],
+            clears=["rollback.used"],
+            where=where,
+        ),
+        az(
+            ["webapp", "update"],
+            {"json": site_json(slot, tags=used)},
+            contains=["--set", "tags.mlServiceRollback=used"],
+            sets=["rollback.used"],
+            clears=["rollback.available"],
+            where=where,
+        ),
+        az(
+            ["webapp", "update"],
+            {"json": site_json(slot)},
+            contains=["--https-only"],
+            sets=[f"{key}.https"],
+            where=where,
+        ),
+        az(
+            ["webapp", "config", "appsettings", "list"],
+            {"json": settings_json(True)},
+            **{"if": [f"{key}.settings"]},
+            where=where,
+        ),
+        az(
+            ["webapp", "config", "appsettings", "list"],
+            {"json": settings_json(False)},
+            **{"if": [key]},
+            where=where,
+        ),
+        az(
+            ["webapp", "config", "appsettings", "set"],
+            {"json": settings_json(True)},
+            sets=[f"{key}.settings"],
+            where=where,
+        ),
     ]
 
 
 def app_service() -> list[Rule]:
     """Everything provision, deploy, rollback, smoke, logs and teardown ask of `az`."""
     rules: list[Rule] = [
-        az(["group", "show"], {
-            "exit": 3,
-            "stderr": (
-                f"ERROR: (ResourceGroupNotFound) Resource group '{RG}' could not be found.\n"
-                f"Code: ResourceGroupNotFound\nMessage: Resource group '{RG}' could not be found.\n"
-            ),
-        }, unless=["group"]),
+        az(
+            ["group", "show"],
+            {
+                "exit": 3,
+                "stderr": (
+                    f"ERROR: (ResourceGroupNotFound) Resource group '{RG}' could not be found.\n"
+                    "Code: ResourceGroupNotFound\n"
+                    f"Message: Resource group '{RG}' could not be found.\n"
+                ),
+            },
+            unless=["group"],
+        ),
         az(["group", "show"], {"json": group_json()}),
         az(["group", "create"], {"json": group_json()}, sets=["group"]),
         az(["group", "delete"], {"json": None}, clears=["group"]),
-        az(["appservice", "plan", "show"], not_found("Microsoft.Web/serverFarms", PLAN),
-           unless=["plan"]),
+        az(
+            ["appservice", "plan", "show"],
+            not_found("Microsoft.Web/serverFarms", PLAN),
+            unless=["plan"],
+        ),
         az(["appservice", "plan", "show"], {"json": plan_json(sites=0)}, unless=["app"]),
         az(["appservice", "plan", "show"], {"json": plan_json()}),
         az(["appservice", "plan", "create"], {"json": plan_json(sites=0)}, sets=["plan"]),
@@ -209,25 +276,52 @@ def app_service() -> list[Rule]:
         az(["appservice", "plan", "delete"], {"json": None}, clears=["plan"]),
         az(["webapp", "create"], {"json": site_json()}, sets=["app", "app.https"]),
         az(["webapp", "delete"], {"json": None}, clears=["app", "slot"]),
-        az(["webapp", "deployment", "slot", "list"], {"json": [site_json(SLOT) | {"name": SLOT}]},
-           **{"if": ["slot"]}),
+        az(
+            ["webapp", "deployment", "slot", "list"],
+            {"json": [site_json(SLOT) | {"name": SLOT}]},
+            **{"if": ["slot"]},
+        ),
         az(["webapp", "deployment", "slot", "list"], {"json": []}),
-        az(["webapp", "deployment", "slot", "create"], {"json": site_json(SLOT, https=False)},
-           sets=["slot", "slot.config", "slot.settings"]),
+        az(
+            ["webapp", "deployment", "slot", "create"],
+            {"json": site_json(SLOT, https=False)},
+            sets=["slot", "slot.config", "slot.settings"],
+        ),
         az(["webapp", "deployment", "slot", "swap"], {"json": None}, sets=["swapped"]),
-        az(["webapp", "deploy"], {"json": {"active": True, "complete": True, "status": 4}},
-           sets=["deployed"]),
+        az(
+            ["webapp", "deploy"],
+            {"json": {"active": True, "complete": True, "status": 4}},
+            sets=["deployed"],
+        ),
         az(["webapp", "start"], {"json": None}, sets=["started"]),
-        az(["webapp", "log", "show"], {"json": {
-            "applicationLogs": {"fileSystem": {"level": "Off"}},
-            "httpLogs": {"fileSystem": {"enabled": True, "retentionInDays": 3,
-                                        "retentionInMb": 100}},
-        }}, **{"if": ["logging"]}),
-        az(["webapp", "log", "show"], {"json": {
-            "applicationLogs": {"fileSystem": {"level": "Off"}},
-            "httpLogs": {"fileSystem": {"enabled": False, "retentionInDays": None,
-                                        "retentionInMb": 35}},
-        }}, **{"if": ["app"]}),
+        az(
+            ["webapp", "log", "show"],
+            {
+                "json": {
+                    "applicationLogs": {"fileSystem": {"level": "Off"}},
+                    "httpLogs": {
+                        "fileSystem": {"enabled": True, "retentionInDays": 3, "retentionInMb": 100}
+                    },
+                }
+            },
+            **{"if": ["logging"]},
+        ),
+        az(
+            ["webapp", "log", "show"],
+            {
+                "json": {
+                    "applicationLogs": {"fileSystem": {"level": "Off"}},
+                    "httpLogs": {
+                        "fileSystem": {
+                            "enabled": False,
+                            "retentionInDays": None,
+                            "retentionInMb": 35,
+                        }
+                    },
+                }
+            },
+            **{"if": ["app"]},
+        ),
         az(["webapp", "log", "show"], not_found("Microsoft.Web/sites", APP)),
         az(["webapp", "log", "config"], {"json": None}, sets=["logging"]),
         az(["webapp", "log", "tail"], {"stdout": "2026-01-01T00:00:00 ml-service started\n"}),
@@ -239,15 +333,22 @@ def app_service() -> list[Rule]:
 
 def account() -> list[Rule]:
     """`az account show` for a logged-in user."""
-    return [az(["account", "show"], {"json": {
-        "environmentName": "AzureCloud",
-        "id": SUBSCRIPTION,
-        "isDefault": True,
-        "name": "Pay-As-You-Go",
-        "state": "Enabled",
-        "tenantId": TENANT,
-        "user": {"name": "dev@example.com", "type": "user"},
-    }})]
+    return [
+        az(
+            ["account", "show"],
+            {
+                "json": {
+                    "environmentName": "AzureCloud",
+                    "id": SUBSCRIPTION,
+                    "isDefault": True,
+                    "name": "Pay-As-You-Go",
+                    "state": "Enabled",
+                    "tenantId": TENANT,
+                    "user": {"name": "dev@example.com", "type": "user"},
+                }
+            },
+        )
+    ]
 
 
 def agent() -> list[Rule]:
@@ -265,11 +366,22 @@ def agent() -> list[Rule]:
     rules: list[Rule] = [
         az(["vm", "show"], not_found("Microsoft.Compute/virtualMachines", VM), unless=["vm"]),
         az(["vm", "show"], {"json": vm_json}),
-        az(["vm", "create"], {"json": {
-            "fqdns": "", "id": vm_json["id"], "identity": {"systemAssignedIdentity": PRINCIPAL},
-            "location": LOCATION, "powerState": "VM running", "privateIpAddress": "10.0.0.4",
-            "publicIpAddress": "20.84.1.17", "resourceGroup": RG,
-        }}, sets=["vm", "nic", "pip", "nsg", "vnet", "disk"]),
+        az(
+            ["vm", "create"],
+            {
+                "json": {
+                    "fqdns": "",
+                    "id": vm_json["id"],
+                    "identity": {"systemAssignedIdentity": PRINCIPAL},
+                    "location": LOCATION,
+                    "powerState": "VM running",
+                    "privateIpAddress": "10.0.0.4",
+                    "publicIpAddress": "20.84.1.17",
+                    "resourceGroup": RG,
+                }
+            },
+            sets=["vm", "nic", "pip", "nsg", "vnet", "disk"],
+        ),
         az(["vm", "delete"], {"json": None}, clears=["vm", "nic", "disk"]),
     ]
     for words, flag, kind, name in (
@@ -283,23 +395,44 @@ def agent() -> list[Rule]:
         rules += [
             az([*words, "show"], not_found(kind, name), unless=[flag]),
             az([*words, "show"], {"json": {"id": rid(f"{kind}/{name}"), "name": name}}),
-            az([*words, "delete"], {"json": None}, clears=[flag],
-               sets=["vault.deleted"] if flag == "vault" else []),
+            az(
+                [*words, "delete"],
+                {"json": None},
+                clears=[flag],
+                sets=["vault.deleted"] if flag == "vault" else [],
+            ),
         ]
     rules += [
-        az(["keyvault", "create"], {"json": {
-            "id": rid("Microsoft.KeyVault/vaults/kv"), "location": LOCATION, "name": "kv",
-            "properties": {"enableRbacAuthorization": False, "softDeleteRetentionInDays": 7},
-        }}, sets=["vault"]),
+        az(
+            ["keyvault", "create"],
+            {
+                "json": {
+                    "id": rid("Microsoft.KeyVault/vaults/kv"),
+                    "location": LOCATION,
+                    "name": "kv",
+                    "properties": {
+                        "enableRbacAuthorization": False,
+                        "softDeleteRetentionInDays": 7,
+                    },
+                }
+            },
+            sets=["vault"],
+        ),
         az(["keyvault", "secret", "set"], {"json": None, "read_stdin": True}, sets=["secret"]),
         az(["keyvault", "set-policy"], {"json": None}, sets=["policy"]),
-        az(["keyvault", "show-deleted"], {"json": {"name": "kv", "properties": {}}},
-           **{"if": ["vault.deleted"]}),
-        az(["keyvault", "show-deleted"], {
-            "exit": 3,
-            "stderr": "ERROR: (DeletedVaultNotFound) Deleted vault not found\n"
-                      "Code: DeletedVaultNotFound\nMessage: Deleted vault not found\n",
-        }),
+        az(
+            ["keyvault", "show-deleted"],
+            {"json": {"name": "kv", "properties": {}}},
+            **{"if": ["vault.deleted"]},
+        ),
+        az(
+            ["keyvault", "show-deleted"],
+            {
+                "exit": 3,
+                "stderr": "ERROR: (DeletedVaultNotFound) Deleted vault not found\n"
+                "Code: DeletedVaultNotFound\nMessage: Deleted vault not found\n",
+            },
+        ),
         az(["keyvault", "purge"], {"json": None}, clears=["vault.deleted"]),
     ]
     return account() + app_service_group_only() + rules
@@ -326,5 +459,11 @@ def predict(ok: bool = True, host: str | None = None) -> list[Rule]:
         match["options"] = {"--url": f"https://{host}"}
     if ok:
         return [match | {"stdout": '{"prediction": [24.0193]}\n'}]
-    return [match | {"exit": 1, "stderr": "ml-service predict: error: service answered 503 "
-                                           "after 5 attempts: model not ready\n"}]
+    return [
+        match
+        | {
+            "exit": 1,
+            "stderr": "ml-service predict: error: service answered 503 "
+            "after 5 attempts: model not ready\n",
+        }
+    ]

@@ -30,9 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 class StubEnv:
     """A directory of stub commands plus their scenario, state and call log."""
 
-    def __init__(
-        self, root: Path, commands: Iterable[str] = ("az", "curl", "ml-service")
-    ) -> None:
+    def __init__(self, root: Path, commands: Iterable[str] = ("az", "curl", "ml-service")) -> None:
         self.root = root
         self.bin = root / "stub-bin"
         self.state = root / "stub-state"

@@ -286,9 +286,7 @@ def test_deploy_without_package_says_how_to_build_it(stub_env: StubEnv, tmp_path
     assert stub_env.calls() == []
 
 
-def test_deploy_before_provision_says_how_to_provision(
-    stub_env: StubEnv, tmp_path: Path
-) -> None:
+def test_deploy_before_provision_says_how_to_provision(stub_env: StubEnv, tmp_path: Path) -> None:
     package = tmp_path / "app.zip"
     package.write_bytes(b"PK")
     stub_env.scenario(sc.app_service())
@@ -430,7 +428,11 @@ def test_teardown_removes_app_plan_and_empty_group_then_is_idempotent(stub_env: 
     stub_env.set_flags(*PROVISIONED)
     result = stub_env.run(sc.script("teardown.sh"), "--yes")
     assert result.returncode == 0, result.stderr
-    assert changing(stub_env.commands()) == ["webapp delete", "appservice plan delete", "group delete"]
+    assert changing(stub_env.commands()) == [
+        "webapp delete",
+        "appservice plan delete",
+        "group delete",
+    ]
     stub_env.clear_log()
     again = stub_env.run(sc.script("teardown.sh"), "--yes")
     assert again.returncode == 0, again.stderr
