@@ -47,8 +47,8 @@ def parse(body: Any, schema: ModelSchema, max_rows: int) -> tuple[FloatArray, st
     good = [t for t in tensors if t is not None]
     if good:
         check_row_count(max(t.shape[0] if t.shape else 0 for t in good), max_rows)
-    if problems or len(good) != len(tensors):
-        raise invalid(problems or [Problem(("inputs",), "malformed tensors")])
+    if len(good) != len(tensors):
+        raise invalid(problems)
     width = len(schema.names)
     single = good[0]
     if (
@@ -165,7 +165,7 @@ def _flatten(data: list[Any]) -> list[Any]:
 def _matrix_form(schema: ModelSchema, tensor: _Tensor, problems: list[Problem]) -> FloatArray:
     rows = tensor.shape[0]
     if rows == 0:
-        raise invalid([Problem(("inputs", 0, "shape"), "no rows; send at least one")])
+        raise invalid([*problems, Problem(("inputs", 0, "shape"), "no rows; send at least one")])
     width = tensor.shape[1]
     values = tensor.floats(problems).reshape(rows, width)
     columns = [values[:, j] for j in range(width)]

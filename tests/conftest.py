@@ -1,0 +1,59 @@
+"""Fixtures shared by every suite: a trained model artifact and an in-process client."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from ml_service.api.asgi import create_app
+from ml_service.config import Settings
+from ml_service.model.build import build_model
+from ml_service.model.training import TrainingResult, TrainSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data" / "housing.csv"
+SCHEMA = ROOT / "data" / "housing.schema.json"
+SAMPLE = json.loads((ROOT / "data" / "sample_request.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainingResult]:
+    """The default model, trained once per test session into a temporary artifact."""
+    out = tmp_path_factory.mktemp("model") / "housing"
+    _, result = build_model(DATA, out, TrainSettings(), SCHEMA)
+    return out, result
+
+
+@pytest.fixture(scope="session")
+def model_dir(trained: tuple[Path, TrainingResult]) -> Path:
+    return trained[0]
+
+
+@pytest.fixture
+def artifact_copy(model_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the artifact that a test may damage."""
+    target = tmp_path / "housing"
+    shutil.copytree(model_dir, target)
+    return target
+
+
+def make_client(model_dir: Path, **overrides: object) -> TestClient:
+    settings = Settings(model_dir=model_dir, **overrides)  # type: ignore[arg-type]
+    return TestClient(create_app(settings), raise_server_exceptions=False)
+
+
+@pytest.fixture(scope="session")
+def client(model_dir: Path) -> Iterator[TestClient]:
+    """An in-process client for the default model (lifespan run, model loaded and warm)."""
+    with make_client(model_dir) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def sample() -> dict[str, dict[str, float]]:
+    return json.loads(json.dumps(SAMPLE))

@@ -1,0 +1,104 @@
+"""A real `ml-service serve` process on a free port, for tests that need the real thing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    """A running server: its URL, process and log file."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, path: str, status: int = 200, deadline: float = 30.0) -> httpx.Response:
+        """Poll `path` until it answers `status` (fails with the server's log otherwise)."""
+        end = time.monotonic() + deadline
+        last: object = None
+        while time.monotonic() < end:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited with {self.process.returncode}:\n{self.logs()}")
+            try:
+                response = httpx.get(self.url + path, timeout=2)
+                if response.status_code == status:
+                    return response
+                last = response.status_code
+            except httpx.TransportError as exc:
+                last = exc
+            time.sleep(0.05)
+        raise AssertionError(f"{path} never answered {status} (last: {last}):\n{self.logs()}")
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout=timeout)
+
+
+@contextmanager
+def running_server(
+    model_dir: Path,
+    tmp_path: Path,
+    env: Mapping[str, str] | None = None,
+    ready: bool = True,
+    command: list[str] | None = None,
+) -> Iterator[Server]:
+    """Start `ml-service serve` (or `command`), wait for readiness, stop it afterwards."""
+    port = free_port()
+    log = tmp_path / f"server-{port}.log"
+    full_env = {
+        **os.environ,
+        "PORT": str(port),
+        "ML_SERVICE_HOST": "127.0.0.1",
+        "ML_SERVICE_MODEL_DIR": str(model_dir),
+        "ML_SERVICE_WORKERS": "1",
+        "ML_SERVICE_METRICS_DIR": str(tmp_path / f"metrics-{port}"),
+        **(env or {}),
+    }
+    full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command or [str(BIN / "ml-service"), "serve"],
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Server(f"http://127.0.0.1:{port}", process, log)
+    try:
+        server.wait_for("/health/live")
+        if ready:
+            server.wait_for("/health/ready")
+        yield server
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
