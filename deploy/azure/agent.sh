@@ -11,6 +11,8 @@ set -euo pipefail
 # shellcheck source=deploy/azure/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 here=$(dirname "${BASH_SOURCE[0]}")
+pat=${ADO_PAT:-}   # taken out of the environment at once: no child process inherits it
+unset ADO_PAT
 
 : "${ADO_ORG_URL:=}"
 if [ -z "${AGENT_SSH_PUBLIC_KEY:-}" ]; then
@@ -39,6 +41,12 @@ if az_lookup vm show --resource-group "$AZURE_RESOURCE_GROUP" --name "$AGENT_VM_
     exit 0
 fi
 
+if [ -z "$pat" ]; then
+    [ -t 0 ] || die "set ADO_PAT or run in a terminal to be asked for the Azure DevOps PAT"
+    read -r -s -p "Azure DevOps PAT (scope: Agent Pools, read & manage): " pat
+    printf '\n'
+fi
+[ -n "$pat" ] || die "empty PAT"
 vault=$(agent_vault_name)
 if az_lookup keyvault show --resource-group "$AZURE_RESOURCE_GROUP" --name "$vault" --query name --output tsv; then
     say "Key Vault $vault exists"
@@ -48,14 +56,6 @@ else
         --enable-rbac-authorization false --retention-days 7 --output none
 fi
 
-pat=${ADO_PAT:-}
-unset ADO_PAT
-if [ -z "$pat" ]; then
-    [ -t 0 ] || die "set ADO_PAT or run in a terminal to be asked for the Azure DevOps PAT"
-    read -r -s -p "Azure DevOps PAT (scope: Agent Pools, read & manage): " pat
-    printf '\n'
-fi
-[ -n "$pat" ] || die "empty PAT"
 say "storing the PAT as secret $AGENT_SECRET_NAME in $vault (through a pipe, never an argument)"
 printf '%s' "$pat" | az_run keyvault secret set --vault-name "$vault" --name "$AGENT_SECRET_NAME" \
     --file /dev/stdin --encoding utf-8 --output none

@@ -108,6 +108,10 @@ class StubEnv:
             return []
         return [json.loads(line) for line in self.log.read_text().splitlines() if line]
 
+    def log_text(self) -> str:
+        """The raw call log ("" before the first call), e.g. to search it for secrets."""
+        return self.log.read_text() if self.log.exists() else ""
+
     def calls(self, cmd: str | None = None) -> list[list[str]]:
         """The argv of every recorded call (of `cmd` only, when given)."""
         return [e["argv"] for e in self.entries() if cmd is None or e["cmd"] == cmd]

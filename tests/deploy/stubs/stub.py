@@ -30,7 +30,9 @@ How to use it
    answer     ``json`` (any JSON value, printed like the Azure CLI prints it: ``--query`` with
               a small JMESPath subset, then ``-o json|tsv|none``); ``stdout`` (raw text);
               ``stderr`` (raw text); ``exit`` (exit status, default 0); ``read_stdin`` (true:
-              read stdin and record its SHA-256 and length, never its content, in the log)
+              read stdin and record its SHA-256 and length, never its content, in the log);
+              ``write`` ({"option": "--output", "base64": "..."}: write these bytes to the file
+              named by that option, as `curl --output FILE` would)
 
    A call no rule matches exits 97 with ``stub: no rule for ...`` on stderr, so a test notices
    unplanned commands at once.
@@ -41,6 +43,7 @@ The JMESPath subset: ``a.b``, ``a[0]``, projections ``a[]`` / ``a[].b``, filters
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -248,6 +251,13 @@ def main() -> int:
         (state / f"flag.{flag}").touch()
     for flag in chosen.get("clears", []):
         (state / f"flag.{flag}").unlink(missing_ok=True)
+    write = chosen.get("write")
+    if write:
+        target = _option(argv, write["option"])
+        if target is None:
+            sys.stderr.write(f"stub: {cmd} called without {write['option']}\n")
+            return NO_RULE_EXIT
+        Path(target).write_bytes(base64.b64decode(write["base64"]))
     if "json" in chosen:
         sys.stdout.write(render(chosen["json"], argv))
     sys.stdout.write(chosen.get("stdout", ""))
