@@ -1,17 +1,35 @@
-"""The home page: a form generated from the served model's schema."""
+"""The home page and the model report, as the service serves them.
+
+The page is generated from the served model's schema and card: one labelled input per feature
+(meaning, unit and accepted range as input constraints), sample houses from real rows, a CSV
+batch form and the model card with the report's plots. Its behaviour lives in
+`static/app.js`, its look in `static/app.css`: the Content-Security-Policy allows no inline
+script or style and nothing from another host.
+"""
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
+from typing import Any
 
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from ml_service.api.state import ServiceState
+from ml_service.errors import NotFound
+from ml_service.model.artifact import ServingArtifact, read_verified
+from ml_service.model.report import PLOTS, REPORT_DIR, REPORT_FILE
+from ml_service.model.schema import Feature, _fmt
+
+__all__ = ["REPORT_DIR", "REPORT_FILE", "STATIC", "render", "report_file"]
 
 TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent / "static"
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
 
+REPORT_PATH = "/model/report"
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -21,15 +39,94 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+MEDIA_TYPES = {".svg": "image/svg+xml", ".css": "text/css; charset=utf-8", ".png": "image/png"}
+# A target unit such as "$1000s" means dollars times 1000.
+_SCALED_DOLLARS = re.compile(r"^\$\s*([0-9][0-9,]*)s?$")
 
 
 def render(state: ServiceState) -> HTMLResponse:
+    """The home page for whatever the worker holds (a notice when no model is loaded)."""
     loaded = state.loaded
     artifact = loaded.artifact if loaded else None
-    html = _env.get_template("home.html").render(
-        artifact=artifact,
-        schema=artifact.schema if artifact else None,
-        card=artifact.card if artifact else {},
-        error=state.load_error,
-    )
+    context: dict[str, Any] = {"artifact": artifact, "error": state.load_error}
+    if artifact is not None:
+        context.update(_model_context(artifact))
+    html = _env.get_template("home.html").render(**context)
     return HTMLResponse(html, headers=SECURITY_HEADERS)
+
+
+def _model_context(artifact: ServingArtifact) -> dict[str, Any]:
+    schema = artifact.schema
+    card = artifact.card
+    target = schema.target
+    display = target_display(target.unit)
+    has_report = REPORT_FILE in artifact.manifest.files
+    return {
+        "schema": schema,
+        "card": card,
+        "fields": [field_context(f) for f in schema.features],
+        "examples": schema.examples,
+        "has_report": has_report,
+        "report_path": REPORT_PATH,
+        "plots": [
+            {"src": f"{REPORT_PATH}/{p.file}", "title": p.title, "alt": p.alt}
+            for p in PLOTS
+            if f"{REPORT_DIR}/{p.file}" in artifact.manifest.files
+        ],
+        "page_data": {
+            "model": artifact.name,
+            "version": artifact.version,
+            "predictUrl": f"/v1/models/{artifact.name}:predict",
+            "features": list(schema.names),
+            "target": {"name": target.name, "unit": target.unit, **display},
+            "examples": list(schema.examples),
+            "batchRows": 1000,
+        },
+    }
+
+
+def target_display(unit: str) -> dict[str, Any]:
+    """How to show a prediction in plain units: `$1000s` → scale 1000, in dollars."""
+    match = _SCALED_DOLLARS.match(unit.strip())
+    if match:
+        return {"scale": float(match.group(1).replace(",", "")), "currency": "USD"}
+    return {"scale": 1.0, "currency": None}
+
+
+def field_context(feature: Feature) -> dict[str, Any]:
+    """What the template needs to draw one feature's input and its help text."""
+    help_parts = [feature.unit] if feature.unit else []
+    help_parts.append(f"accepted: {feature.describe_range()}")
+    if feature.train_min is not None and feature.train_max is not None:
+        help_parts.append(f"training data: {_fmt(feature.train_min)} to {_fmt(feature.train_max)}")
+    return {
+        "name": feature.name,
+        "id": f"f-{feature.name}",
+        "description": feature.description,
+        "help": "; ".join(help_parts),
+        "allowed": [_fmt(v) for v in feature.allowed] if feature.allowed is not None else None,
+        "min": _fmt(feature.min) if math.isfinite(feature.min) else None,
+        "max": _fmt(feature.max) if math.isfinite(feature.max) else None,
+        "placeholder": _fmt(feature.train_min) if feature.train_min is not None else "",
+    }
+
+
+def report_file(state: ServiceState, name: str) -> Response:
+    """A report file from the served artifact, checked against its manifest digest."""
+    artifact = state.require().artifact
+    if name != REPORT_FILE and not name.startswith(f"{REPORT_DIR}/"):
+        raise NotFound(f"no such report file: {name}")
+    if name not in artifact.manifest.files or ".." in Path(name).parts:
+        if name == REPORT_FILE:
+            raise NotFound("this model was trained without a report; retrain it to get one")
+        raise NotFound(f"no such report file: {name}")
+    data = read_verified(artifact.path, artifact.manifest, name)
+    suffix = Path(name).suffix
+    if suffix == ".html":
+        return HTMLResponse(data, headers=SECURITY_HEADERS)
+    media = MEDIA_TYPES.get(suffix, "application/octet-stream")
+    return Response(
+        data,
+        media_type=media,
+        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+    )

@@ -74,9 +74,11 @@ async def run_model(loaded: Loaded, rows: FloatArray) -> FloatArray:
 def observe(
     loaded: Loaded, route: PredictRoute, rows: FloatArray, predictions: FloatArray, request_id: str
 ) -> None:
-    """Metrics and the prediction log line."""
+    """Metrics, the input watch (training range, drift) and the prediction log line."""
     metrics.ROWS.labels(route.dialect).observe(len(rows))
     metrics.observe_many(metrics.PREDICTED, predictions)
+    if loaded.watch is not None:
+        loaded.watch.observe(rows)
     if not log.isEnabledFor(logging.INFO):
         return
     fields: dict[str, Any] = {

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ml_service import __version__
@@ -27,7 +28,7 @@ from ml_service.errors import (
     Problem,
     ServiceError,
 )
-from ml_service.observability import metrics
+from ml_service.observability import inputs, metrics
 
 PLATFORM = "onnxruntime_onnx"
 
@@ -37,12 +38,14 @@ def build_app(state: ServiceState, predict_handler: openapi_docs.Handler) -> Fas
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        metrics.bind_process()
         state.load()
         if state.loaded is not None:
             artifact = state.loaded.artifact
             metrics.MODEL_INFO.labels(artifact.name, artifact.version).set(1)
-        yield
-        state.draining = True
+        async with inputs.publishing(_watch(state)):
+            yield
+            state.draining = True
 
     docs = state.settings.docs
     app = FastAPI(
@@ -72,6 +75,16 @@ def build_app(state: ServiceState, predict_handler: openapi_docs.Handler) -> Fas
     async def home() -> HTMLResponse:
         return page.render(state)
 
+    @app.get("/model/report", response_class=HTMLResponse, tags=["page"], summary="Model report")
+    async def model_report() -> Response:
+        return page.report_file(state, page.REPORT_FILE)
+
+    @app.get("/model/report/{file}", tags=["page"], summary="Model report plots and style")
+    async def model_report_file(file: str) -> Response:
+        return page.report_file(state, f"{page.REPORT_DIR}/{file}")
+
+    app.mount("/static", StaticFiles(directory=page.STATIC), name="static")
+
     @app.get("/health/live", tags=["probes"], summary="Liveness: the process answers")
     async def live() -> dict[str, bool]:
         return {"live": True}
@@ -82,7 +95,8 @@ def build_app(state: ServiceState, predict_handler: openapi_docs.Handler) -> Fas
 
     @app.get("/metrics", tags=["probes"], summary="Prometheus metrics (text format)")
     async def metrics_endpoint() -> Response:
-        body, content_type = metrics.render()
+        watch = _watch(state)
+        body, content_type = metrics.render(watch.drift if watch else None)
         return Response(body, media_type=content_type)
 
     @app.get("/v1/models/{name}", tags=["kserve-v1"], summary="Model status and card")
@@ -107,6 +121,7 @@ def build_app(state: ServiceState, predict_handler: openapi_docs.Handler) -> Fas
             "metrics": card.get("metrics"),
             "training_data_sha256": card.get("training_data", {}).get("sha256"),
             "trained_at": card.get("trained_at"),
+            "drift": watch.status().as_dict() if (watch := _watch(state)) else None,
         }
 
     @app.get("/v2", tags=["v2"], summary="Server metadata")
@@ -152,6 +167,10 @@ def build_app(state: ServiceState, predict_handler: openapi_docs.Handler) -> Fas
 
     openapi_docs.declare_predict_routes(app, predict_handler)
     return app
+
+
+def _watch(state: ServiceState) -> inputs.InputWatch | None:
+    return state.loaded.watch if state.loaded is not None else None
 
 
 def _readiness(state: ServiceState) -> dict[str, bool]:

@@ -11,6 +11,7 @@ from ml_service.config import Settings
 from ml_service.errors import ArtifactError, NotReady
 from ml_service.model.artifact import ServingArtifact, load_serving
 from ml_service.model.schema import FloatArray
+from ml_service.observability.inputs import InputWatch
 from ml_service.predictor import Predictor
 
 log = logging.getLogger("ml_service")
@@ -18,10 +19,11 @@ log = logging.getLogger("ml_service")
 
 @dataclass
 class Loaded:
-    """A verified artifact and its predictor."""
+    """A verified artifact, its predictor and the watch over its inputs (range, drift)."""
 
     artifact: ServingArtifact
     predictor: Predictor
+    watch: InputWatch | None = None
 
 
 @dataclass
@@ -44,7 +46,10 @@ class ServiceState:
             self.load_error = exc.message
             log.error("model not loaded: %s", exc.message, extra={"event": "model_load_failed"})
             return
-        self.loaded = Loaded(artifact, predictor)
+        watch = InputWatch(
+            artifact.schema, self.settings.drift_window, self.settings.drift_threshold
+        )
+        self.loaded = Loaded(artifact, predictor, watch)
         self._warm = True
         log.info(
             "model %s version %s ready",

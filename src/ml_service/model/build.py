@@ -10,6 +10,7 @@ from ml_service.errors import TrainingError
 from ml_service.model import artifact
 from ml_service.model.card import card_markdown, library_versions, model_card
 from ml_service.model.data import read_csv
+from ml_service.model.report import build_report
 from ml_service.model.schema import ModelSchema
 from ml_service.model.training import (
     Progress,
@@ -64,6 +65,8 @@ def build_model(
         artifact.CARD_JSON: _json(card),
         artifact.CARD_MD: card_markdown(card).encode(),
     }
+    progress("drawing the report")
+    files.update(build_report(result, card))
     manifest = artifact.write_artifact(
         out_dir, result.schema.name, version, files, library_versions()
     )

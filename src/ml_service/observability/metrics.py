@@ -2,12 +2,15 @@
 
 With `PROMETHEUS_MULTIPROC_DIR` set (as `ml-service serve` does before any worker starts),
 every worker writes its samples to files there and `/metrics` sums them; without it (tests
-in-process) the default registry is used.
+in-process) the default registry is used. The drift gauges (`ml_service_drift_*`) are computed
+when `/metrics` is read, from the bin counts every worker publishes. `docs/observability.md`
+describes every metric (a test keeps the two in step).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 from prometheus_client import (
@@ -19,9 +22,13 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    values,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from ml_service.model.schema import FloatArray
+from ml_service.observability.drift import DriftMonitor, IntArray, slot_labels
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -58,6 +65,48 @@ MODEL_INFO = Gauge(
     ["name", "version"],
     multiprocess_mode="max",
 )
+OUTSIDE_TRAINING = Counter(
+    "ml_service_input_outside_training_range_total",
+    "Input values outside the range seen in training (still predicted), by feature.",
+    ["feature"],
+)
+DRIFT_WINDOW = Gauge(
+    "ml_service_drift_window_values",
+    "Values in the recent-input window, by feature and training-decile bin (summed over workers).",
+    ["feature", "bin"],
+    multiprocess_mode="livesum",
+)
+DRIFT_WINDOW_NAME = "ml_service_drift_window_values"
+
+
+ALL = (
+    REQUESTS,
+    LATENCY,
+    IN_FLIGHT,
+    ROWS,
+    PREDICTED,
+    MODEL_INFO,
+    OUTSIDE_TRAINING,
+    DRIFT_WINDOW,
+)
+
+
+def bind_process() -> None:
+    """Make this worker's metrics write to the multi-process directory, whatever the import order.
+
+    prometheus_client picks in-memory or file-backed values when it is first imported. If it
+    was imported before `PROMETHEUS_MULTIPROC_DIR` was set (e.g. by the server's configuration
+    module), each worker would count only for itself and `/metrics` would be wrong; called at
+    worker start-up, before any request, this switches every metric to file-backed values.
+    """
+    if not multiprocess_mode() or values.ValueClass is not values.MutexValue:
+        return
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+    for metric in ALL:
+        if metric._labelnames:
+            metric._metrics.clear()
+        else:
+            metric._metric_init()
 
 
 def observe_many(histogram: Histogram, values: FloatArray) -> None:
@@ -72,13 +121,90 @@ def observe_many(histogram: Histogram, values: FloatArray) -> None:
     histogram._sum.inc(float(values.sum()))
 
 
-def render() -> tuple[bytes, str]:
+def multiprocess_mode() -> bool:
+    return bool(os.environ.get(MULTIPROC_ENV))
+
+
+class _Fixed(Collector):
+    """Already-collected metric families, served as they are."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self.families = list(families)
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)
+
+
+def _gather() -> list[Metric]:
+    """Every metric family, summed over all workers in multi-process mode."""
+    if multiprocess_mode():
+        collector = multiprocess.MultiProcessCollector(None)  # type: ignore[no-untyped-call]
+        return list(collector.collect())  # type: ignore[no-untyped-call]
+    return list(REGISTRY.collect())
+
+
+def publish_drift(monitor: DriftMonitor) -> None:
+    """Write this worker's window counts to the drift gauge (read by every worker)."""
+    for (feature, b), value in zip(
+        slot_labels(monitor.reference), monitor.counts.tolist(), strict=True
+    ):
+        DRIFT_WINDOW.labels(feature, b).set(value)
+
+
+def window_counts(monitor: DriftMonitor, families: Iterable[Metric] | None = None) -> IntArray:
+    """The drift window's count per slot, summed over every worker's published window."""
+    if not multiprocess_mode():
+        return monitor.counts
+    publish_drift(monitor)
+    slots = {label: k for k, label in enumerate(slot_labels(monitor.reference))}
+    counts = np.zeros(monitor.reference.slots, dtype=np.int64)
+    for family in families if families is not None else _gather():
+        if family.name != DRIFT_WINDOW_NAME:
+            continue
+        for sample in family.samples:
+            k = slots.get((sample.labels.get("feature", ""), sample.labels.get("bin", "")))
+            if k is not None:
+                counts[k] += int(sample.value)
+    return counts
+
+
+def drift_families(monitor: DriftMonitor, counts: IntArray) -> list[Metric]:
+    """The computed drift gauges: PSI and flag per feature, window size and threshold."""
+    status = monitor.status(counts)
+    psi = GaugeMetricFamily(
+        "ml_service_drift_psi",
+        "Population stability index of recent inputs against the training data, by feature.",
+        labels=["feature"],
+    )
+    flag = GaugeMetricFamily(
+        "ml_service_drift_detected",
+        "1 when a feature's PSI is above the threshold (and the window is large enough), else 0.",
+        labels=["feature"],
+    )
+    for feature in status.features:
+        psi.add_metric([feature.feature], feature.psi)
+        flag.add_metric([feature.feature], float(feature.drifted))
+    rows = GaugeMetricFamily(
+        "ml_service_drift_window_rows", "Input rows in the drift window (all workers)."
+    )
+    rows.add_metric([], status.rows)
+    threshold = GaugeMetricFamily(
+        "ml_service_drift_threshold", "PSI above which a feature is flagged as drifted."
+    )
+    threshold.add_metric([], status.threshold)
+    return [psi, flag, rows, threshold]
+
+
+def render(monitor: DriftMonitor | None = None) -> tuple[bytes, str]:
     """The exposition text of every worker's metrics, and its content type."""
-    if os.environ.get(MULTIPROC_ENV):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    if monitor is not None:
+        publish_drift(monitor)
+    families = _gather()
+    if monitor is not None:
+        families += drift_families(monitor, window_counts(monitor, families))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Fixed(families))
+    return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
 def mark_dead(pid: int) -> None:
