@@ -1,0 +1,131 @@
+"""The artifact: digests catch tampering, loading never runs untrusted code."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ml_service.errors import ArtifactError
+from ml_service.model import artifact
+from ml_service.model.training import TrainingResult
+from ml_service.predictor import Predictor
+
+
+def test_manifest_lists_every_file_with_its_digest(model_dir: Path) -> None:
+    manifest = artifact.verify(model_dir)
+    files = {
+        str(p.relative_to(model_dir))
+        for p in model_dir.rglob("*")
+        if p.is_file() and p.name != artifact.MANIFEST
+    }
+    assert set(manifest.files) == files
+    for name, entry in manifest.files.items():
+        assert entry["sha256"] == artifact.digest((model_dir / name).read_bytes())
+
+
+@pytest.mark.parametrize("name", [artifact.ONNX_FILE, artifact.SCHEMA_FILE, artifact.CARD_JSON])
+def test_modified_file_is_refused_by_name(artifact_copy: Path, name: str) -> None:
+    path = artifact_copy / name
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match=rf"{name}: modified since training"):
+        artifact.load_serving(artifact_copy)
+
+
+def test_truncated_file_is_refused(artifact_copy: Path) -> None:
+    path = artifact_copy / artifact.ONNX_FILE
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ArtifactError, match=r"model.onnx: truncated \(100 bytes"):
+        artifact.load_serving(artifact_copy)
+
+
+def test_missing_file_and_missing_manifest(artifact_copy: Path, tmp_path: Path) -> None:
+    (artifact_copy / artifact.SCHEMA_FILE).unlink()
+    with pytest.raises(ArtifactError, match="schema.json: missing from the artifact"):
+        artifact.load_serving(artifact_copy)
+    with pytest.raises(ArtifactError, match="manifest.json: missing; train a model first"):
+        artifact.load_serving(tmp_path / "nowhere")
+
+
+def test_incompatible_format_version_is_refused(artifact_copy: Path) -> None:
+    path = artifact_copy / artifact.MANIFEST
+    manifest = json.loads(path.read_text())
+    manifest["format_version"] = 99
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="made by an incompatible ml-service"):
+        artifact.load_serving(artifact_copy)
+
+
+def test_manifest_cannot_point_outside_the_artifact(artifact_copy: Path) -> None:
+    path = artifact_copy / artifact.MANIFEST
+    manifest = json.loads(path.read_text())
+    manifest["files"]["../../etc/passwd"] = {"sha256": "0" * 64, "bytes": 1}
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="escapes the artifact"):
+        artifact.load_serving(artifact_copy)
+
+
+def test_sklearn_version_mismatch_is_refused(artifact_copy: Path) -> None:
+    path = artifact_copy / artifact.MANIFEST
+    manifest = json.loads(path.read_text())
+    manifest["libraries"]["scikit-learn"] = "0.20.0"
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="made with scikit-learn 0.20.0"):
+        artifact.load_pipeline(artifact_copy)
+
+
+def test_skops_file_with_untrusted_types_is_refused(artifact_copy: Path) -> None:
+    import skops.io
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import Pipeline
+
+    class Sneaky(LinearRegression):
+        pass
+
+    data = skops.io.dumps(Pipeline([("r", Sneaky().fit([[0.0], [1.0]], [0.0, 1.0]))]))
+    manifest_path = artifact_copy / artifact.MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"][artifact.SKOPS_FILE] = {"sha256": artifact.digest(data), "bytes": len(data)}
+    manifest_path.write_text(json.dumps(manifest))
+    (artifact_copy / artifact.SKOPS_FILE).write_bytes(data)
+    with pytest.raises(ArtifactError, match="outside the trusted list"):
+        artifact.load_pipeline(artifact_copy)
+
+
+def test_onnx_and_scikit_learn_agree(
+    trained: tuple[Path, TrainingResult],
+) -> None:
+    model_dir, result = trained
+    predictor = Predictor(artifact.load_serving(model_dir))
+    pipeline = artifact.load_pipeline(model_dir)
+    rows = np.vstack([result.x_test, result.x_train])
+    difference = np.abs(predictor.predict(rows) - pipeline.predict(rows)).max()
+    # float32 leaf sums in onnxruntime vs float64 in scikit-learn: documented bound 1e-3 ($1).
+    assert difference < 1e-3
+
+
+def test_a_corrupt_onnx_graph_with_valid_digests_is_refused(artifact_copy: Path) -> None:
+    garbage = b"\x08\x07not an onnx graph"
+    manifest_path = artifact_copy / artifact.MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"][artifact.ONNX_FILE] = {"sha256": artifact.digest(garbage), "bytes": 19}
+    manifest_path.write_text(json.dumps(manifest))
+    (artifact_copy / artifact.ONNX_FILE).write_bytes(garbage)
+    with pytest.raises(ArtifactError, match="onnxruntime .* cannot load it"):
+        Predictor(artifact.load_serving(artifact_copy))
+
+
+def test_writing_replaces_the_directory_whole(model_dir: Path, tmp_path: Path) -> None:
+    target = tmp_path / "m"
+    shutil.copytree(model_dir, target)
+    (target / "stale.txt").write_text("left over")
+    files = {name: (model_dir / name).read_bytes() for name in artifact.REQUIRED}
+    artifact.write_artifact(target, "housing", "v", files, {})
+    assert not (target / "stale.txt").exists()
+    assert artifact.verify(target).version == "v"
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]
