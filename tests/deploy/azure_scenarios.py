@@ -13,6 +13,10 @@ from typing import Any
 from stubkit import REPO
 
 SCRIPTS = REPO / "deploy" / "azure"
+OWN_SCRIPTS = (
+    "common.sh", "provision.sh", "deploy.sh", "rollback.sh", "smoke.sh", "logs.sh",
+    "teardown.sh", "agent.sh", "agent-teardown.sh", "agent-register.sh",
+)  # fmt: skip
 Rule = dict[str, Any]
 
 SUBSCRIPTION = "0b1f6471-1bf0-4dda-aec3-cb9272f09590"
