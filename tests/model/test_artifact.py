@@ -46,9 +46,9 @@ def test_truncated_file_is_refused(artifact_copy: Path) -> None:
 
 def test_missing_file_and_missing_manifest(artifact_copy: Path, tmp_path: Path) -> None:
     (artifact_copy / artifact.SCHEMA_FILE).unlink()
-    with pytest.raises(ArtifactError, match="schema.json: missing from the artifact"):
+    with pytest.raises(ArtifactError, match=r"schema\.json: missing from the artifact"):
         artifact.load_serving(artifact_copy)
-    with pytest.raises(ArtifactError, match="manifest.json: missing; train a model first"):
+    with pytest.raises(ArtifactError, match=r"manifest\.json: missing; train a model first"):
         artifact.load_serving(tmp_path / "nowhere")
 
 
@@ -75,7 +75,7 @@ def test_sklearn_version_mismatch_is_refused(artifact_copy: Path) -> None:
     manifest = json.loads(path.read_text())
     manifest["libraries"]["scikit-learn"] = "0.20.0"
     path.write_text(json.dumps(manifest))
-    with pytest.raises(ArtifactError, match="made with scikit-learn 0.20.0"):
+    with pytest.raises(ArtifactError, match=r"made with scikit-learn 0\.20\.0"):
         artifact.load_pipeline(artifact_copy)
 
 
@@ -116,7 +116,7 @@ def test_a_corrupt_onnx_graph_with_valid_digests_is_refused(artifact_copy: Path)
     manifest["files"][artifact.ONNX_FILE] = {"sha256": artifact.digest(garbage), "bytes": 19}
     manifest_path.write_text(json.dumps(manifest))
     (artifact_copy / artifact.ONNX_FILE).write_bytes(garbage)
-    with pytest.raises(ArtifactError, match="onnxruntime .* cannot load it"):
+    with pytest.raises(ArtifactError, match=r"onnxruntime .* cannot load it"):
         Predictor(artifact.load_serving(artifact_copy))
 
 

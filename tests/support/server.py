@@ -42,7 +42,9 @@ class Server:
         last: object = None
         while time.monotonic() < end:
             if self.process.poll() is not None:
-                raise AssertionError(f"server exited with {self.process.returncode}:\n{self.logs()}")
+                raise AssertionError(
+                    f"server exited with {self.process.returncode}:\n{self.logs()}"
+                )
             try:
                 response = httpx.get(self.url + path, timeout=2)
                 if response.status_code == status:

@@ -49,7 +49,9 @@ def test_port_comes_from_the_platform_variable(monkeypatch: pytest.MonkeyPatch) 
         ("ML_SERVICE_OTLP_ENDPOINT", "ftp://collector"),
     ],
 )
-def test_unsafe_values_are_refused(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+def test_unsafe_values_are_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValidationError):
         Settings()  # type: ignore[call-arg]

@@ -96,8 +96,19 @@ def test_original_value_rules(value: Any, message: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("CHAS", 0), ("CHAS", 1.0), ("RM", 100), ("RM", 1e-9), ("TAX", 0), ("TAX", 10000),
-     ("PTRATIO", 100), ("B", 0), ("B", 400), ("LSTAT", 0), ("LSTAT", 100)],
+    [
+        ("CHAS", 0),
+        ("CHAS", 1.0),
+        ("RM", 100),
+        ("RM", 1e-9),
+        ("TAX", 0),
+        ("TAX", 10000),
+        ("PTRATIO", 100),
+        ("B", 0),
+        ("B", 400),
+        ("LSTAT", 0),
+        ("LSTAT", 100),
+    ],
 )
 def test_every_value_inside_the_ranges_is_accepted(name: str, value: float) -> None:
     body = {n: [ROW[n]] for n in NAMES}
@@ -242,7 +253,9 @@ def test_v2_problems_and_paths() -> None:
         "id": 5,
         "parameters": [],
         "outputs": [{"name": "probabilities"}],
-        "inputs": [tensor("input", [2, 6], [0, 6.5, 296, 15.3, 396.9, 4.98, 0, -1, 296, 15.3, 1, 5])],
+        "inputs": [
+            tensor("input", [2, 6], [0, 6.5, 296, 15.3, 396.9, 4.98, 0, -1, 296, 15.3, 1, 5])
+        ],
     }
     with pytest.raises(InvalidInput) as exc:
         open_inference.parse(body, SCHEMA, 100)
