@@ -10,10 +10,10 @@ PSI is 0 for identical distributions; below 0.1 is usually read as stable, 0.1 t
 moderate shift and above 0.2 as drift (`ML_SERVICE_DRIFT_THRESHOLD`, default 0.2). Nothing is
 flagged until the window holds `MIN_ROWS` rows, as PSI over a handful of rows is noise.
 
-Per request the work is O(rows) numpy: bin every value at once, add the new rows' bin counts,
-subtract the counts of the rows they push out of the window. Workers publish their bin counts
-to the multi-process metrics directory, so `/metrics` and the model status can compute PSI over
-the union of all workers' windows.
+Per request the work is one O(rows) copy into a ring buffer; binning happens when the counts
+are read (at most about once a second per worker, plus `/metrics` and model status reads).
+Workers publish their bin counts to the multi-process metrics directory, so `/metrics` and the
+model status compute PSI over the union of all workers' windows.
 """
 
 from __future__ import annotations
@@ -135,44 +135,55 @@ def psi(counts: IntArray, expected: FloatArray, offsets: IntArray, sizes: IntArr
 
 
 class DriftMonitor:
-    """One worker's rolling window of binned inputs, with running counts per bin."""
+    """One worker's rolling window of recent input rows; bin counts computed when read.
+
+    A request only copies its rows into the ring buffer (O(rows), no binning); the counts per
+    bin are recomputed from the window when someone reads them (the once-a-second publisher,
+    `/metrics`, the model status) and the window changed since the last time.
+    """
 
     def __init__(self, schema: ModelSchema, window: int, threshold: float) -> None:
         self.reference = Reference(schema)
         self.window = window
         self.threshold = threshold
-        self.ring = np.zeros((window, len(self.reference.names)), dtype=np.int64)
-        self.counts = np.zeros(self.reference.slots, dtype=np.int64)
+        self.ring = np.zeros((window, len(schema.features)), dtype=np.float64)
         self.position = 0
         self.filled = 0
         self.version = 0
+        self._counts = np.zeros(self.reference.slots, dtype=np.int64)
+        self._counted = 0
 
     @property
     def features(self) -> Sequence[str]:
         return self.reference.names
 
     def update(self, rows: FloatArray) -> None:
-        """Add rows to the window, pushing the oldest out: O(len(rows)) numpy work."""
-        if not len(self.reference.names) or not len(rows):
-            return
-        if len(rows) > self.window:
-            rows = rows[-self.window :]
-        slots = self.reference.bins(rows)
-        n = len(slots)
-        end = self.position + n
-        if end <= self.window:
-            target: slice | IntArray = slice(self.position, end)
+        """Add rows to the window, overwriting the oldest: one O(len(rows)) copy."""
+        n = len(rows)
+        if n >= self.window:
+            self.ring[:] = rows[-self.window :]
+            self.position = 0
+            self.filled = self.window
         else:
-            target = np.arange(self.position, end) % self.window
-        if self.filled + n > self.window:
-            # Slots not yet filled come first in `target`; the rest hold the oldest rows.
-            evicted = self.ring[target][self.window - self.filled :]
-            self.counts -= np.bincount(evicted.ravel(), minlength=self.reference.slots)
-        self.ring[target] = slots
-        self.counts += np.bincount(slots.ravel(), minlength=self.reference.slots)
-        self.position = end % self.window
-        self.filled = min(self.window, self.filled + n)
+            end = self.position + n
+            if end <= self.window:
+                self.ring[self.position : end] = rows
+            else:
+                split = self.window - self.position
+                self.ring[self.position :] = rows[:split]
+                self.ring[: n - split] = rows[split:]
+            self.position = end % self.window
+            self.filled = min(self.window, self.filled + n)
         self.version += 1
+
+    @property
+    def counts(self) -> IntArray:
+        """Rows of the window in each slot (feature, training bin)."""
+        if self._counted != self.version:
+            self._counted = self.version
+            slots = self.reference.bins(self.ring[: self.filled])
+            self._counts = np.bincount(slots.ravel(), minlength=self.reference.slots)
+        return self._counts
 
     def status(self, counts: IntArray | None = None) -> DriftStatus:
         """Drift over this window, or over `counts` (e.g. the sum of every worker's window)."""
