@@ -1,0 +1,297 @@
+"""Graceful shutdown of the real `ml-service serve` process, as a scheduler relies on it.
+
+Kubernetes (and App Service) stop a pod by sending SIGTERM to its first process, waiting
+`terminationGracePeriodSeconds`, then SIGKILL. These tests start the production server (gunicorn
+master + uvicorn workers) on a free loopback port, put large batches in flight, send SIGTERM to
+the master, and check that readiness stops answering 200 at once, that no new connection is
+served normally, that every in-flight batch still gets its 200, and that the process exits 0
+well inside the configured grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from uvicorn.config import Config
+
+from ml_service.api.asgi import create_app
+from ml_service.config import Settings
+from ml_service.server.worker import DrainingServer
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = ROOT / ".venv" / "bin"
+GRACE = 20.0
+BATCH_ROWS = 10_000
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+
+@dataclass
+class Server:
+    """A running `ml-service serve` and where it answers."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default artifact from `make model`, or one trained here when it is missing."""
+    default = ROOT / "models" / "housing"
+    if (default / "manifest.json").is_file():
+        return default
+    out = tmp_path_factory.mktemp("model") / "housing"
+    subprocess.run(
+        [
+            str(BIN / "ml-service"),
+            "train",
+            "--data",
+            str(ROOT / "data" / "housing.csv"),
+            "--schema",
+            str(ROOT / "data" / "housing.schema.json"),
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return out
+
+
+def start_server(model_dir: Path, tmp_path: Path, workers: int = 2) -> Server:
+    """Start `ml-service serve` and wait (bounded) until /health/ready answers 200."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ML_SERVICE_")}
+    env.update(
+        PORT=str(port),
+        ML_SERVICE_HOST="127.0.0.1",
+        ML_SERVICE_MODEL_DIR=str(model_dir),
+        ML_SERVICE_WORKERS=str(workers),
+        ML_SERVICE_GRACEFUL_TIMEOUT=str(GRACE),
+        ML_SERVICE_METRICS_DIR=str(tmp_path / "metrics"),
+        ML_SERVICE_LOG_LEVEL="warning",
+    )
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    log = tmp_path / "server.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [str(BIN / "ml-service"), "serve"],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Server(proc, port, log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"server exited with {proc.returncode}:\n{server.output()}")
+        try:
+            if httpx.get(f"{server.url}/health/ready", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    stop(server)
+    pytest.fail(f"server not ready within 60 s:\n{server.output()}")
+
+
+def stop(server: Server) -> None:
+    """Kill whatever is left of the server's process group."""
+    if server.proc.poll() is None:
+        os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def server(model_dir: Path, tmp_path: Path) -> Iterator[Server]:
+    running = start_server(model_dir, tmp_path)
+    yield running
+    stop(running)
+
+
+def batch_body(rows: int) -> bytes:
+    """A KServe V1 request of `rows` valid, varied rows (about 40 bytes a row)."""
+    instances = [
+        [i % 2, 4.0 + (i % 50) / 10, 200.0 + i % 500, 13.0 + (i % 80) / 10, 390.0, 2.0 + i % 30]
+        for i in range(rows)
+    ]
+    return json.dumps({"instances": instances}).encode()
+
+
+def post_batch(
+    client: httpx.Client, url: str, body: bytes, sent: threading.Event, release: threading.Event
+) -> str:
+    """POST one batch; the status code, or the error's class name.
+
+    The body goes out whole but for its last byte; then `sent` is set, and the last byte
+    follows once `release` is set. Until then the request is in flight in the server, which
+    has started it (read its headers and most of its body) but cannot have answered it.
+    """
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body) - 1, 65536):
+            yield body[start : min(start + 65536, len(body) - 1)]
+        sent.set()
+        release.wait(timeout=30)
+        yield body[-1:]
+
+    try:
+        response = client.post(
+            f"{url}/v1/models/housing:predict",
+            content=chunks(),
+            headers={"content-type": "application/json", "content-length": str(len(body))},
+            timeout=60,
+        )
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
+    if response.status_code == 200:
+        assert len(response.json()["predictions"]) == BATCH_ROWS
+    return str(response.status_code)
+
+
+def unread_bytes(port: int) -> list[int]:
+    """For each connection a server process has accept()ed on `port`: bytes it has not read.
+
+    From /proc/net/tcp (Linux). A connection still waiting in the listen backlog has no socket
+    inode yet and is left out; an accepted one whose receive queue is empty has been read by
+    the server up to the last byte the client sent.
+    """
+    queues = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01" and fields[9] != "0":
+                queues.append(int(fields[4].split(":")[1], 16))
+    return queues
+
+
+def ready_status(url: str) -> str:
+    """/health/ready on a new connection: the status code, or the error's class name."""
+    try:
+        return str(httpx.get(f"{url}/health/ready", timeout=2).status_code)
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
+
+
+def test_sigterm_drains_in_flight_batches_then_exits_zero(server: Server) -> None:
+    body = batch_body(BATCH_ROWS)
+    count = 8
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=0)
+    release = threading.Event()
+    sent = [threading.Event() for _ in range(count)]
+    with (
+        httpx.Client(limits=limits) as senders,
+        ThreadPoolExecutor(count) as pool,
+    ):
+        futures: list[Future[str]] = [
+            pool.submit(post_batch, senders, server.url, body, event, release) for event in sent
+        ]
+        try:
+            # Every batch is in flight: accepted, read by the server up to the held-back byte.
+            deadline = time.monotonic() + 30
+            while True:
+                unread = unread_bytes(server.port)
+                if all(e.is_set() for e in sent) and len(unread) == count and not any(unread):
+                    break
+                assert time.monotonic() < deadline, f"batches never all in flight: {unread}"
+                time.sleep(0.005)
+
+            sent_at = time.monotonic()
+            server.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.02)  # the master forwards SIGTERM to the workers
+
+            # Readiness never answers 200 again, and soon nothing new is accepted at all,
+            # while every batch is still waiting for its last byte.
+            probes = [ready_status(server.url)]
+            while probes[-1] not in {"ConnectError", "ConnectTimeout"}:
+                assert time.monotonic() < sent_at + 5, f"still accepting: {probes}"
+                time.sleep(0.02)
+                probes.append(ready_status(server.url))
+            assert not any(f.done() for f in futures), "a batch was answered before its end"
+            assert server.proc.poll() is None, "the server exited with requests in flight"
+        finally:
+            release.set()
+        statuses = [f.result(timeout=GRACE + 10) for f in futures]
+
+    code = server.proc.wait(timeout=GRACE + 10)
+    took = time.monotonic() - sent_at
+    assert statuses == ["200"] * count, f"in-flight batches: {statuses}\n{server.output()}"
+    assert set(probes) <= {"503", "ReadError", "ConnectError", "ConnectTimeout"}, probes
+    assert code == 0, f"exit code {code}\n{server.output()}"
+    assert took < GRACE, f"exit took {took:.1f} s, grace period is {GRACE} s"
+
+
+def test_sigterm_when_idle_exits_at_once(server: Server) -> None:
+    sent = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    code = server.proc.wait(timeout=GRACE + 10)
+    assert code == 0, server.output()
+    assert time.monotonic() - sent < 5
+    assert ready_status(server.url) in {"ConnectError", "ConnectTimeout"}
+
+
+def test_startup_to_ready_is_fast(model_dir: Path, tmp_path: Path) -> None:
+    started = time.monotonic()
+    running = start_server(model_dir, tmp_path)
+    took = time.monotonic() - started
+    try:
+        print(f"start-up to ready: {took:.2f} s")
+        assert took < 15, f"start-up to ready took {took:.1f} s"
+    finally:
+        stop(running)
+
+
+def test_readiness_turns_503_the_moment_the_worker_is_told_to_stop(model_dir: Path) -> None:
+    """The worker's signal handler marks the app draining before uvicorn's next tick."""
+    app = create_app(Settings(model_dir=model_dir, workers=1))
+    app.state.load()
+    server = DrainingServer(Config(app=app))
+    sample = (ROOT / "data" / "sample_request.json").read_bytes()
+
+    async def ask() -> tuple[int, int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            ready = await client.get("/health/ready")
+            predicted = await client.post("/predict", content=sample)
+            return ready.status_code, predicted.status_code
+
+    assert asyncio.run(ask()) == (200, 200)
+    server.handle_exit(signal.SIGTERM, None)
+    assert server.should_exit
+    # Readiness is off at once; a request that still reaches the worker is answered.
+    assert asyncio.run(ask()) == (503, 200)
