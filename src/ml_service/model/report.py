@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from jinja2 import Environment, select_autoescape
 
-from ml_service.model.training import TrainingResult
+if TYPE_CHECKING:  # the server reads REPORT_* names without importing scikit-learn
+    from ml_service.model.training import TrainingResult
 
 REPORT_FILE = "report.html"
 REPORT_DIR = "report"

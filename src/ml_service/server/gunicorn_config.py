@@ -27,6 +27,7 @@ graceful_timeout = int(_settings.graceful_timeout)
 timeout = max(30, int(_settings.graceful_timeout) + 10)
 keepalive = int(_settings.keepalive_timeout)
 accesslog = None
+logger_class = "ml_service.server.gunicorn_logger.JsonLogger"
 errorlog = "-"
 loglevel = _settings.log_level
 proc_name = "ml-service"

@@ -1,0 +1,102 @@
+"""The real server process: start-up, probes before and after a model loads, logs, limits."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.server import running_server
+
+pytestmark = pytest.mark.server
+JSON = {"content-type": "application/json"}
+
+
+def test_serves_the_sample_and_logs_json_lines(
+    model_dir: Path, tmp_path: Path, sample: dict[str, object]
+) -> None:
+    with running_server(model_dir, tmp_path) as server:
+        response = httpx.post(
+            server.url + "/predict", json=sample, headers={"x-request-id": "trace-1"}
+        )
+        assert response.status_code == 200
+        assert response.headers["x-request-id"] == "trace-1"
+        assert 15 < response.json()["prediction"][0] < 40
+        assert server.stop() == 0
+    lines = [json.loads(line) for line in server.logs().splitlines() if line.startswith("{")]
+    assert len(lines) == len(server.logs().splitlines()), "every log line is JSON"
+    request = [e for e in lines if e.get("event") == "request" and e["request_id"] == "trace-1"]
+    prediction = [e for e in lines if e.get("event") == "prediction"]
+    assert request[0]["status"] == 200
+    assert request[0]["path"] == "/predict"
+    assert request[0]["latency_ms"] > 0
+    assert prediction[0]["request_id"] == "trace-1"
+    assert prediction[0]["rows"] == 1
+    assert prediction[0]["outputs"] == response.json()["prediction"]
+
+
+def test_without_a_model_it_lives_but_is_never_ready(tmp_path: Path) -> None:
+    with running_server(tmp_path / "missing", tmp_path, ready=False) as server:
+        assert httpx.get(server.url + "/health/live").json() == {"live": True}
+        for path in ("/health/ready", "/v2/health/ready"):
+            response = httpx.get(server.url + path)
+            assert response.status_code == 503
+            assert "manifest.json: missing" in response.json()["error"]
+        response = httpx.post(server.url + "/predict", json={"RM": [6]})
+        assert response.status_code == 503
+        assert "model not loaded" in response.json()["error"]
+
+
+def test_a_tampered_artifact_is_refused_by_name(artifact_copy: Path, tmp_path: Path) -> None:
+    onnx = artifact_copy / "model.onnx"
+    onnx.write_bytes(onnx.read_bytes()[:-10] + b"0123456789")
+    with running_server(artifact_copy, tmp_path, ready=False) as server:
+        response = httpx.get(server.url + "/health/ready")
+        assert response.status_code == 503
+        assert "model.onnx: modified since training" in response.json()["error"]
+    assert "model.onnx: modified since training" in server.logs()
+
+
+def chunks(total: int, size: int = 65536) -> Iterator[bytes]:
+    sent = 0
+    while sent < total:
+        yield b" " * size
+        sent += size
+
+
+def test_chunked_body_over_the_limit_is_refused(model_dir: Path, tmp_path: Path) -> None:
+    env = {"ML_SERVICE_MAX_BODY_BYTES": "100000"}
+    with running_server(model_dir, tmp_path, env=env) as server:
+        response = httpx.post(server.url + "/predict", content=chunks(10_000_000), headers=JSON)
+        assert response.status_code == 413
+        assert "100000 bytes" in response.json()["error"]
+        declared = httpx.post(server.url + "/predict", content=b" " * 100_001, headers=JSON)
+        assert declared.status_code == 413
+        # The server is unharmed and still answers.
+        assert httpx.get(server.url + "/health/ready").status_code == 200
+
+
+def test_sigterm_exits_cleanly(model_dir: Path, tmp_path: Path) -> None:
+    with running_server(model_dir, tmp_path, env={"ML_SERVICE_WORKERS": "2"}) as server:
+        assert server.stop(signal.SIGTERM) == 0
+
+
+def test_refuses_unsafe_settings_before_starting(model_dir: Path, tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.support.server import BIN
+
+    result = subprocess.run(
+        [str(BIN / "ml-service"), "serve"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "ML_SERVICE_MAX_ROWS": "0"},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "max_rows" in result.stderr

@@ -1,0 +1,19 @@
+"""The server's import graph stays lean: no scikit-learn, matplotlib or pandas in a worker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_serving_never_imports_training_libraries() -> None:
+    code = (
+        "import sys, ml_service.api.asgi, ml_service.server.gunicorn_config\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'sklearn', 'matplotlib', 'pandas', 'scipy', 'skl2onnx', 'skops'})\n"
+        "print(','.join(heavy))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == ""
