@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.support.server import BIN, Server, free_port, running_server
 
 from ml_service import client
 from ml_service.errors import ClientError
-from tests.support.server import BIN, Server, free_port, running_server
 
 pytestmark = pytest.mark.server
 

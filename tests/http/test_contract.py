@@ -33,7 +33,7 @@ def assert_error(response: Any, status: int) -> dict[str, Any]:
     return body
 
 
-# --- prediction dialects ------------------------------------------------------------------------
+# --- prediction dialects
 
 
 def test_original_sample_request(client: TestClient, sample: dict[str, Any]) -> None:
@@ -111,7 +111,7 @@ def test_no_content_type_is_read_as_json(client: TestClient, sample: dict[str, A
     assert problem_json.status_code == 200
 
 
-# --- errors, in the contract's order ---------------------------------------------------------------
+# --- errors, in the contract's order
 
 
 def test_unknown_path_model_and_version_are_404(client: TestClient) -> None:
@@ -265,7 +265,7 @@ def test_schema_violations_name_their_location(
     assert loc in [d["loc"] for d in details]
 
 
-# --- probes, metadata, docs, page -----------------------------------------------------------------
+# --- probes, metadata, docs, page
 
 
 def test_probes(client: TestClient) -> None:

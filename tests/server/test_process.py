@@ -9,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from tests.support.server import running_server
 
 pytestmark = pytest.mark.server

@@ -29,7 +29,7 @@ def locs(exc: pytest.ExceptionInfo[InvalidInput]) -> list[tuple[Any, ...]]:
     return [p.loc for p in exc.value.details]
 
 
-# --- original dialect -------------------------------------------------------------------------
+# --- original dialect
 
 
 def test_original_columns_orient() -> None:
@@ -145,7 +145,7 @@ def test_row_limit_is_413_even_when_values_are_wrong() -> None:
     assert original.parse({n: [ROW[n]] * 10 for n in NAMES}, SCHEMA, 10).shape == (10, 6)
 
 
-# --- KServe V1 --------------------------------------------------------------------------------
+# --- KServe V1
 
 
 def test_v1_objects_lists_and_inputs_synonym() -> None:
@@ -200,7 +200,7 @@ def test_v1_row_limit() -> None:
         kserve_v1.parse({"instances": [ROW] * 3}, SCHEMA, 2)
 
 
-# --- Open Inference Protocol (V2) -------------------------------------------------------------
+# --- Open Inference Protocol (V2)
 
 
 def tensor(name: str, shape: list[int], data: list[Any], datatype: str = "FP64") -> dict[str, Any]:
