@@ -31,7 +31,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,8 +89,13 @@ def check_line(az: str, argv: Sequence[str], config_dir: Path, timeout: float = 
     return Verdict(tuple(argv), accepted, proc.returncode, output)
 
 
-def _key(az: str, argv: Sequence[str]) -> str:
-    return hashlib.sha256(json.dumps([str(Path(az).resolve()), *argv]).encode()).hexdigest()
+def _key(az: str, argv: Sequence[str], normalize: Callable[[str], str]) -> str:
+    words = [str(Path(az).resolve()), *(normalize(a) for a in argv)]
+    return hashlib.sha256(json.dumps(words).encode()).hexdigest()
+
+
+def _same(arg: str) -> str:
+    return arg
 
 
 def check_lines(
@@ -98,13 +103,18 @@ def check_lines(
     lines: Iterable[Sequence[str]],
     cache: Path | None = None,
     workers: int = 4,
+    normalize: Callable[[str], str] = _same,
 ) -> list[Verdict]:
-    """Check every distinct line; return the verdicts of the lines not accepted."""
+    """Check every distinct line; return the verdicts of the lines not accepted.
+
+    `normalize` maps each argument before it keys the cache (e.g. temporary paths to a fixed
+    placeholder), so that lines differing only in such arguments are checked once.
+    """
     unique = list(dict.fromkeys(tuple(line) for line in lines))
     known: set[str] = set()
     if cache is not None and cache.exists():
         known = set(json.loads(cache.read_text()))
-    todo = [argv for argv in unique if _key(az, argv) not in known]
+    todo = [argv for argv in unique if _key(az, argv, normalize) not in known]
     with tempfile.TemporaryDirectory(prefix="azcli-check-") as tmp:
         config = Path(tmp)
         # One warm-up call builds the command index, so parallel calls do not race on it.
@@ -113,7 +123,7 @@ def check_lines(
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             verdicts = list(pool.map(lambda a: check_line(az, a, config), todo))
     if cache is not None:
-        known |= {_key(az, v.argv) for v in verdicts if v.accepted}
+        known |= {_key(az, v.argv, normalize) for v in verdicts if v.accepted}
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(sorted(known)))
     return [v for v in verdicts if not v.accepted]

@@ -4,6 +4,7 @@ and the failure paths."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import azure_scenarios as sc
@@ -458,3 +459,18 @@ def test_teardown_without_yes_and_without_terminal_removes_nothing(stub_env: Stu
     assert result.returncode == 1
     assert "--yes" in result.stderr
     assert changing(stub_env.commands()) == []
+
+
+def test_the_startup_command_is_the_one_the_package_is_built_for() -> None:
+    make = subprocess.run(
+        ["make", "-s", "--no-print-directory", "package-startup-command"],
+        cwd=sc.SCRIPTS.parents[1],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if make.returncode != 0:
+        pytest.skip("no package-startup-command target")
+    assert make.stdout.strip() == sc.STARTUP
+    common = sc.script("common.sh").read_text()
+    assert f"DEFAULT_STARTUP_COMMAND='{sc.STARTUP}'" in common
