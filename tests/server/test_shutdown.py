@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from tests.support.server import Server, running_server
 from uvicorn.config import Config
 
 from ml_service.api.asgi import create_app
@@ -32,111 +29,30 @@ from ml_service.config import Settings
 from ml_service.server.worker import DrainingServer
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = ROOT / ".venv" / "bin"
 GRACE = 20.0
 BATCH_ROWS = 10_000
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
-@dataclass
-class Server:
-    """A running `ml-service serve` and where it answers."""
-
-    proc: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
+def port_of(server: Server) -> int:
+    return int(server.url.rsplit(":", 1)[1])
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default artifact from `make model`, or one trained here when it is missing."""
-    default = ROOT / "models" / "housing"
-    if (default / "manifest.json").is_file():
-        return default
-    out = tmp_path_factory.mktemp("model") / "housing"
-    subprocess.run(
-        [
-            str(BIN / "ml-service"),
-            "train",
-            "--data",
-            str(ROOT / "data" / "housing.csv"),
-            "--schema",
-            str(ROOT / "data" / "housing.schema.json"),
-            "--out",
-            str(out),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    return out
-
-
-def start_server(model_dir: Path, tmp_path: Path, workers: int = 2) -> Server:
-    """Start `ml-service serve` and wait (bounded) until /health/ready answers 200."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ML_SERVICE_")}
-    env.update(
-        PORT=str(port),
-        ML_SERVICE_HOST="127.0.0.1",
-        ML_SERVICE_MODEL_DIR=str(model_dir),
-        ML_SERVICE_WORKERS=str(workers),
-        ML_SERVICE_GRACEFUL_TIMEOUT=str(GRACE),
-        ML_SERVICE_METRICS_DIR=str(tmp_path / "metrics"),
-        ML_SERVICE_LOG_LEVEL="warning",
-    )
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    log = tmp_path / "server.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            [str(BIN / "ml-service"), "serve"],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server(proc, port, log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited with {proc.returncode}:\n{server.output()}")
-        try:
-            if httpx.get(f"{server.url}/health/ready", timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    stop(server)
-    pytest.fail(f"server not ready within 60 s:\n{server.output()}")
-
-
-def stop(server: Server) -> None:
-    """Kill whatever is left of the server's process group."""
-    if server.proc.poll() is None:
-        os.killpg(server.proc.pid, signal.SIGKILL)
-        server.proc.wait(timeout=10)
+def tail(server: Server) -> str:
+    return server.logs()[-4000:]
 
 
 @pytest.fixture
 def server(model_dir: Path, tmp_path: Path) -> Iterator[Server]:
-    running = start_server(model_dir, tmp_path)
-    yield running
-    stop(running)
+    """`ml-service serve` with two workers and a GRACE-second drain, ready."""
+    env = {
+        "ML_SERVICE_WORKERS": "2",
+        "ML_SERVICE_GRACEFUL_TIMEOUT": str(GRACE),
+        "ML_SERVICE_LOG_LEVEL": "warning",
+    }
+    with running_server(model_dir, tmp_path, env=env) as running:
+        yield running
 
 
 def batch_body(rows: int) -> bytes:
@@ -225,14 +141,14 @@ def test_sigterm_drains_in_flight_batches_then_exits_zero(server: Server) -> Non
             # Every batch is in flight: accepted, read by the server up to the held-back byte.
             deadline = time.monotonic() + 30
             while True:
-                unread = unread_bytes(server.port)
+                unread = unread_bytes(port_of(server))
                 if all(e.is_set() for e in sent) and len(unread) == count and not any(unread):
                     break
                 assert time.monotonic() < deadline, f"batches never all in flight: {unread}"
                 time.sleep(0.005)
 
             sent_at = time.monotonic()
-            server.proc.send_signal(signal.SIGTERM)
+            server.process.send_signal(signal.SIGTERM)
             time.sleep(0.02)  # the master forwards SIGTERM to the workers
 
             # Readiness never answers 200 again, and soon nothing new is accepted at all,
@@ -243,37 +159,34 @@ def test_sigterm_drains_in_flight_batches_then_exits_zero(server: Server) -> Non
                 time.sleep(0.02)
                 probes.append(ready_status(server.url))
             assert not any(f.done() for f in futures), "a batch was answered before its end"
-            assert server.proc.poll() is None, "the server exited with requests in flight"
+            assert server.process.poll() is None, "the server exited with requests in flight"
         finally:
             release.set()
         statuses = [f.result(timeout=GRACE + 10) for f in futures]
 
-    code = server.proc.wait(timeout=GRACE + 10)
+    code = server.process.wait(timeout=GRACE + 10)
     took = time.monotonic() - sent_at
-    assert statuses == ["200"] * count, f"in-flight batches: {statuses}\n{server.output()}"
+    assert statuses == ["200"] * count, f"in-flight batches: {statuses}\n{tail(server)}"
     assert set(probes) <= {"503", "ReadError", "ConnectError", "ConnectTimeout"}, probes
-    assert code == 0, f"exit code {code}\n{server.output()}"
+    assert code == 0, f"exit code {code}\n{tail(server)}"
     assert took < GRACE, f"exit took {took:.1f} s, grace period is {GRACE} s"
 
 
 def test_sigterm_when_idle_exits_at_once(server: Server) -> None:
     sent = time.monotonic()
-    server.proc.send_signal(signal.SIGTERM)
-    code = server.proc.wait(timeout=GRACE + 10)
-    assert code == 0, server.output()
+    server.process.send_signal(signal.SIGTERM)
+    code = server.process.wait(timeout=GRACE + 10)
+    assert code == 0, tail(server)
     assert time.monotonic() - sent < 5
     assert ready_status(server.url) in {"ConnectError", "ConnectTimeout"}
 
 
 def test_startup_to_ready_is_fast(model_dir: Path, tmp_path: Path) -> None:
     started = time.monotonic()
-    running = start_server(model_dir, tmp_path)
-    took = time.monotonic() - started
-    try:
-        print(f"start-up to ready: {took:.2f} s")
-        assert took < 15, f"start-up to ready took {took:.1f} s"
-    finally:
-        stop(running)
+    with running_server(model_dir, tmp_path, env={"ML_SERVICE_WORKERS": "2"}):
+        took = time.monotonic() - started
+    print(f"start-up to ready (two workers): {took:.2f} s")
+    assert took < 15, f"start-up to ready took {took:.1f} s"
 
 
 def test_readiness_turns_503_the_moment_the_worker_is_told_to_stop(model_dir: Path) -> None:
