@@ -12,3 +12,7 @@ loadtest: $(STAMP) $(MODEL) ## Load test a local server: original + heavy profil
 	BIN=$(BIN) MODEL_DIR=$(MODEL_DIR) LOADTEST_DURATION=$(LOADTEST_DURATION) loadtest/run.sh $(LOADTEST_PROFILES)
 
 load-test: loadtest ## Same as loadtest (the original target name)
+
+.PHONY: loadtest-selftest
+loadtest-selftest: $(STAMP) ## Prove the load-test gate fails against a stalled and an erroring server
+	BIN=$(BIN) loadtest/selftest.sh $(LOADTEST_PROFILES)
