@@ -23,7 +23,7 @@ from ml_service.model.artifact import ServingArtifact, read_verified
 from ml_service.model.report import PLOTS, REPORT_DIR, REPORT_FILE
 from ml_service.model.schema import Feature, _fmt
 
-__all__ = ["REPORT_DIR", "REPORT_FILE", "STATIC", "render", "report_file"]
+__all__ = ["REPORT_DIR", "REPORT_FILE", "STATIC", "favicon", "render", "report_file"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -129,4 +129,13 @@ def report_file(state: ServiceState, name: str) -> Response:
         data,
         media_type=media,
         headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+def favicon() -> Response:
+    """The site icon, for pages (such as the report) that do not name one."""
+    return Response(
+        (STATIC / "favicon.svg").read_bytes(),
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "max-age=86400"},
     )

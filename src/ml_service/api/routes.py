@@ -85,6 +85,10 @@ def build_app(state: ServiceState, predict_handler: openapi_docs.Handler) -> Fas
 
     app.mount("/static", StaticFiles(directory=page.STATIC), name="static")
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return page.favicon()
+
     @app.get("/health/live", tags=["probes"], summary="Liveness: the process answers")
     async def live() -> dict[str, bool]:
         return {"live": True}

@@ -146,7 +146,6 @@
       return;
     }
     const general = [];
-    let first = null;
     for (const problem of answer.body.details || []) {
       const name = featureOf(problem.loc || []);
       if (name === null) {
@@ -157,9 +156,10 @@
       input.setAttribute("aria-invalid", "true");
       const slot = document.getElementById(`f-${name}-error`);
       slot.textContent = slot.textContent ? `${slot.textContent}; ${problem.msg}` : problem.msg;
-      first = first || input;
     }
     showError([answer.body.error || `HTTP ${answer.status}`, ...general].join(": "));
+    // Focus the first field in form order that has a problem.
+    const first = features.map(field).find((input) => input.hasAttribute("aria-invalid"));
     if (first) {
       first.focus();
     }
@@ -246,7 +246,9 @@
           if (loc[0] === "instances" && Number.isInteger(loc[1]) && loc[1] < pending.length) {
             const row = pending[loc[1]];
             bad.add(row);
-            outcome[row].problems.push(problem.msg);
+            const name = featureOf(loc);
+            const named = name && !problem.msg.startsWith(name) ? `${name}: ` : "";
+            outcome[row].problems.push(named + problem.msg);
           }
         }
         if (answer.status !== 422 || bad.size === 0 || attempt === 1) {
@@ -287,7 +289,9 @@
     for (const name of ["row", ...features, target.name, "value", "problems"]) {
       head.append(el("th", { scope: "col" }, name));
     }
-    table.append(el("thead")).firstChild.append(head);
+    const thead = el("thead");
+    thead.append(head);
+    table.append(thead);
     const body = el("tbody");
     outcome.slice(0, SHOWN_ROWS).forEach((o, i) => {
       const tr = el("tr", o.problems.length ? { class: "bad" } : {});

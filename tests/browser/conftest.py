@@ -1,0 +1,90 @@
+"""Headless Debian chromium driven by Playwright, against a real `ml-service serve`.
+
+Chromium comes from Debian (`scripts/ensure-apt.sh chromium`), not from `playwright install`.
+Without it the browser tests are skipped here, but fail on CI (`CI=true`), where it must exist.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support.server import Server, running_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "reports" / "screenshots"
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is missing; install it with scripts/ensure-apt.sh chromium"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    env = {"ML_SERVICE_WORKERS": "1", "ML_SERVICE_LOG_LEVEL": "warning"}
+    with running_server(model_dir, tmp_path_factory.mktemp("browser"), env=env) as running:
+        yield running
+
+
+@dataclass
+class Visit:
+    """A page plus everything it asked for and complained about."""
+
+    page: Any
+    requests: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+
+    def screenshot(self, name: str) -> Path:
+        """Keep a full-page screenshot of the current state as a test artifact."""
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+@pytest.fixture
+def visit(browser: Any, server: Server) -> Iterator[Visit]:
+    context = browser.new_context(
+        base_url=server.url, accept_downloads=True, viewport={"width": 1280, "height": 900}
+    )
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    seen = Visit(page)
+    page.on("request", lambda request: seen.requests.append(request.url))
+    page.on(
+        "console",
+        lambda message: (
+            seen.console_errors.append(message.text) if message.type == "error" else None
+        ),
+    )
+    page.on("pageerror", lambda error: seen.page_errors.append(str(error)))
+    yield seen
+    context.close()
