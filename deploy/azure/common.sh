@@ -10,11 +10,11 @@
 : "${ML_SERVICE_PREDICT:=ml-service}"           # smoke-test client: `$ML_SERVICE_PREDICT predict`
 : "${AZURE_RESOURCE_GROUP:=Azuredevops}"
 : "${AZURE_LOCATION:=centralus}"
-: "${AZURE_APP_NAME:=flask-ml-service}"
+: "${AZURE_APP_NAME:=${AZURE_WEBAPP_NAME:-flask-ml-service}}"   # AZURE_WEBAPP_NAME: the workflows' name
 : "${AZURE_PLAN_NAME:=${AZURE_APP_NAME}-plan}"
 : "${AZURE_PLAN_SKU:=P1V2}"                     # slots need Standard (S1) or above
 : "${AZURE_RUNTIME:=PYTHON:3.11}"
-: "${AZURE_SLOT:=staging}"
+: "${AZURE_SLOT:=${AZURE_WEBAPP_SLOT:-staging}}"
 : "${AZURE_MODEL_DIR:=models/housing}"
 : "${AZURE_LOG_LEVEL:=info}"
 : "${AZURE_HEALTH_PATH:=/health/ready}"

@@ -474,3 +474,13 @@ def test_the_startup_command_is_the_one_the_package_is_built_for() -> None:
     assert make.stdout.strip() == sc.STARTUP
     common = sc.script("common.sh").read_text()
     assert f"DEFAULT_STARTUP_COMMAND='{sc.STARTUP}'" in common
+
+
+def test_the_workflow_variable_names_work_too(stub_env: StubEnv) -> None:
+    stub_env.scenario(sc.app_service())
+    result = stub_env.run(sc.script("provision.sh"), env={"AZURE_WEBAPP_NAME": "ml-web-7"})
+    assert result.returncode == 0, result.stderr
+    assert option(the_call(stub_env, "webapp create"), "--name") == "ml-web-7"
+    stub_env.clear_log()
+    stub_env.run(sc.script("provision.sh"), env={"AZURE_WEBAPP_SLOT": "blue"})
+    assert option(the_call(stub_env, "webapp deployment slot create"), "--slot") == "blue"
