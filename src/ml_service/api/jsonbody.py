@@ -2,10 +2,13 @@
 
 orjson reads the body; it already refuses NaN/Infinity literals, a byte-order mark, lone
 surrogates and invalid UTF-8. Two rules it does not enforce are checked after it: nesting depth
-and duplicate keys. Duplicates are found by counting: without escapes, the colons in the raw body
-are exactly the object members plus the colons inside strings, so any member orjson dropped as a
-duplicate shows as a difference. Bodies with escapes, or any doubt, go through the exact reader
-(the standard library with hooks), which also gives the precise message.
+and duplicate keys. Duplicates are found by counting: without escapes, every `"` in the raw body
+delimits a string, so the body holds exactly two quotes per object key and per string value of
+the parsed tree, and any member orjson dropped as a duplicate shows as a difference. Bodies with
+escapes, nesting beyond the limit, or any doubt go through the exact reader (the standard library
+with hooks), which also gives the precise message: both paths return the same value or raise the
+same error. One difference is kept on purpose: orjson reads an integer beyond 64 bits (below
+-2**63 or above 2**64 - 1) as the nearest double, which is what the model receives either way.
 """
 
 from __future__ import annotations
@@ -32,42 +35,44 @@ def parse_json(raw: bytes) -> Any:
         return _parse_exact(raw)
     if b"\\" in raw:
         return _parse_exact(raw)
-    members, colons, depth = _scan(value)
-    if depth > MAX_DEPTH:
-        raise MalformedJSON(f"body nests deeper than {MAX_DEPTH} levels")
-    if raw.count(b":") != members + colons:
+    strings, depth = _scan(value)
+    if depth > MAX_DEPTH or raw.count(b'"') != 2 * strings:
         return _parse_exact(raw)
     return value
 
 
-def _scan(value: Any) -> tuple[int, int, int]:
-    """(object members, colons inside strings, nesting depth) of a parsed value."""
-    members = colons = depth = 0
+def _scan(value: Any) -> tuple[int, int]:
+    """(strings, nesting depth) of a parsed value; strings counts object keys too.
+
+    Stops early, returning a depth over the limit, as soon as one container is nested too deep.
+    """
+    if type(value) is str:
+        return 1, 0
+    strings = depth = 0
     stack: list[tuple[Any, int]] = [(value, 1)]
+    pop, push = stack.pop, stack.append
     while stack:
-        node, level = stack.pop()
+        node, level = pop()
         if type(node) is dict:
-            depth = max(depth, level)
-            members += len(node)
-            colons += sum(key.count(":") for key in node)
+            strings += len(node)
             children: Any = node.values()
         elif type(node) is list:
-            depth = max(depth, level)
             children = node
         else:
-            if type(node) is str:
-                colons += node.count(":")
             continue
-        if level > MAX_DEPTH:
-            return members, colons, level
+        if level > depth:
+            depth = level
+            if level > MAX_DEPTH:
+                break
         if set(map(type, children)) <= _SCALARS:
             continue
         for child in children:
-            if type(child) is str:
-                colons += child.count(":")
-            elif type(child) is dict or type(child) is list:
-                stack.append((child, level + 1))
-    return members, colons, depth
+            kind = type(child)
+            if kind is str:
+                strings += 1
+            elif kind is dict or kind is list:
+                push((child, level + 1))
+    return strings, depth
 
 
 def _parse_exact(raw: bytes) -> Any:

@@ -52,7 +52,10 @@ async def predict(state: ServiceState, route: PredictRoute, body: bytes, request
         rows = kserve_v1.parse(value, schema, max_rows)
     else:
         rows, request_ref = open_inference.parse(value, schema, max_rows)
-    predictions = await run_model(loaded, rows)
+    if len(rows) >= THREAD_ROWS:
+        predictions = await anyio.to_thread.run_sync(loaded.predictor.predict, rows)
+    else:
+        predictions = loaded.predictor.predict(rows)
     observe(loaded, route, rows, predictions, request_id)
     response: dict[str, Any]
     if route.dialect == "original":
@@ -66,6 +69,7 @@ async def predict(state: ServiceState, route: PredictRoute, body: bytes, request
 
 
 async def run_model(loaded: Loaded, rows: FloatArray) -> FloatArray:
+    """The model's predictions; large batches in a thread (`predict` inlines this)."""
     if len(rows) >= THREAD_ROWS:
         return await anyio.to_thread.run_sync(loaded.predictor.predict, rows)
     return loaded.predictor.predict(rows)

@@ -1,7 +1,14 @@
-"""JSON-lines logging to stdout, the format App Service and Kubernetes log streams collect."""
+"""JSON-lines logging to stdout, the format App Service and Kubernetes log streams collect.
+
+`log_event` runs twice per prediction request, so when the logger's records would reach only
+the JSON handler on the root logger (the served configuration), it writes the very line
+`JsonFormatter` would, without building a `LogRecord`; with any other handler or filter in the
+way (tests capturing logs, a custom configuration) it goes through `logging` as usual.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -17,13 +24,30 @@ _LEVELS = {
 }
 
 
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+
+
+class _Clock:
+    """UTC timestamps as logged, the formatted second cached (one strftime per second)."""
+
+    second = -1
+    prefix = ""
+
+    @classmethod
+    def stamp(cls, created: float, msecs: float) -> str:
+        second = int(created)
+        if second != cls.second:
+            cls.prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            cls.second = second
+        return f"{cls.prefix}.{int(msecs):03d}Z"
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message and the record's `fields`."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "time": _Clock.stamp(record.created, record.msecs),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -36,7 +60,7 @@ class JsonFormatter(logging.Formatter):
             entry.update(fields)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+        return orjson.dumps(entry, option=_OPTIONS).decode()
 
 
 def configure_logging(level: str) -> None:
@@ -57,5 +81,55 @@ def configure_logging(level: str) -> None:
 
 def log_event(logger: logging.Logger, event: str, message: str, **fields: Any) -> None:
     """Log at info with structured fields, skipping all work when info is off."""
-    if logger.isEnabledFor(logging.INFO):
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    handler = _sole_json_handler(logger)
+    if handler is None:
         logger.info(message, extra={"event": event, "fields": fields})
+        return
+    created = time.time()
+    entry: dict[str, Any] = {
+        "time": _Clock.stamp(created, (created - int(created)) * 1000),
+        "level": "info",
+        "logger": logger.name,
+        "message": message,
+        "event": event,
+    }
+    if fields:
+        entry.update(fields)
+    try:
+        line = orjson.dumps(entry, option=_OPTIONS).decode() + handler.terminator
+        with handler.lock or _NO_LOCK:
+            handler.stream.write(line)
+            handler.stream.flush()
+    except Exception:
+        logger.info(message, extra={"event": event, "fields": fields})
+
+
+_NO_LOCK = contextlib.nullcontext()
+
+
+def _sole_json_handler(logger: logging.Logger) -> logging.StreamHandler[Any] | None:
+    """The one handler that would emit `logger`'s info records, if it is a plain stream handler
+    with `JsonFormatter`, no filters and no level above info; otherwise None."""
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters or current.disabled:
+            return None
+        handlers = current.handlers
+        if handlers:
+            if len(handlers) != 1 or (current.parent is not None and current.propagate):
+                return None
+            handler = handlers[0]
+            if (
+                type(handler) is logging.StreamHandler
+                and type(handler.formatter) is JsonFormatter
+                and not handler.filters
+                and handler.level <= logging.INFO
+            ):
+                return handler
+            return None
+        if not current.propagate:
+            return None
+        current = current.parent
+    return None

@@ -2,11 +2,20 @@
 
 Every dialect collects all problems before raising, counts rows before checking values (413
 wins over 422), and reports each problem at its path from the body's root.
+
+Each dialect's `parse` first tries a fast path for the well-formed common case: it builds the
+matrix with a few C-level passes and accepts it only if every check the exact reader makes
+would pass (every value a finite JSON number within its feature's range, rows aligned). On any
+doubt it returns nothing and `parse_exact` (the reference implementation, which collects every
+problem with its location) decides, so both paths give the same matrix or the same error.
 """
 
 from __future__ import annotations
 
+import operator
+import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -14,12 +23,102 @@ from ml_service.errors import InvalidInput, Loc, PayloadTooLarge, Problem
 from ml_service.model.schema import FloatArray, ModelSchema, check_ranges, describe_type, to_floats
 
 __all__ = [
+    "Prepared",
     "check_row_count",
     "describe_type",
     "finish",
     "invalid",
+    "prepared",
     "to_floats",
 ]
+
+NUMBERS = frozenset({int, float})
+_LARGEST = sys.float_info.max
+
+
+class Prepared:
+    """What the fast paths need from a schema, computed once per schema.
+
+    Bounds are inclusive float64 arrays: an exclusive bound `b` becomes the next double after
+    it (for doubles, `x > b` exactly when `x >= nextafter(b, inf)`), infinite bounds become the
+    largest finite double so one comparison also refuses NaN and infinities. A feature with an
+    `allowed` list takes only those values, whatever its bounds, as `Feature.accepts` does.
+    """
+
+    __slots__ = ("allowed", "getter", "high", "low", "name_set", "names", "schema", "width")
+
+    def __init__(self, schema: ModelSchema) -> None:
+        self.schema = schema
+        self.names = schema.names
+        self.name_set = frozenset(self.names)
+        self.width = len(self.names)
+        low: list[float] = []
+        high: list[float] = []
+        self.allowed: list[tuple[int, tuple[float, ...]]] = []
+        for j, feature in enumerate(schema.features):
+            if feature.allowed is not None:
+                self.allowed.append((j, feature.allowed))
+                low.append(-_LARGEST)
+                high.append(_LARGEST)
+                continue
+            lo = float(np.nextafter(feature.min, np.inf)) if feature.min_exclusive else feature.min
+            hi = float(np.nextafter(feature.max, -np.inf)) if feature.max_exclusive else feature.max
+            low.append(max(lo, -_LARGEST))
+            high.append(min(hi, _LARGEST))
+        self.low = np.asarray(low, dtype=np.float64)
+        self.high = np.asarray(high, dtype=np.float64)
+        getter = operator.itemgetter(*self.names)
+        self.getter: Callable[[Any], Any] = getter if self.width > 1 else lambda d: (getter(d),)
+
+    def accepts(self, matrix: FloatArray) -> bool:
+        """True when every value is finite and within its feature's accepted values."""
+        if not ((matrix >= self.low) & (matrix <= self.high)).all():
+            return False
+        for j, values in self.allowed:
+            column = matrix[:, j]
+            ok = column == values[0]
+            for value in values[1:]:
+                ok |= column == value
+            if not ok.all():
+                return False
+        return True
+
+    def matrix(
+        self, values: Any, columns: bool = False, shape: tuple[int, int] | None = None
+    ) -> FloatArray | None:
+        """N rows of F numbers (F columns of N numbers; N*F numbers of `shape`) as a checked
+        (N, F) float64 matrix, C-ordered, or None on any doubt."""
+        try:
+            matrix = np.array(values, dtype=np.float64)
+        except (OverflowError, ValueError, TypeError):
+            return None
+        if shape is not None:
+            matrix = matrix.reshape(shape)
+        if matrix.ndim != 2:
+            return None
+        if columns:
+            matrix = np.ascontiguousarray(matrix.T)
+        if matrix.shape[1] != self.width or not self.accepts(matrix):
+            return None
+        return matrix
+
+
+_PREPARED: dict[int, Prepared] = {}
+
+
+def prepared(schema: ModelSchema) -> Prepared:
+    """The schema's `Prepared` form, built on first use."""
+    found = _PREPARED.get(id(schema))
+    if found is None or found.schema is not schema:
+        if len(_PREPARED) > 16:
+            _PREPARED.clear()
+        found = _PREPARED[id(schema)] = Prepared(schema)
+    return found
+
+
+def numbers_only(values: Any) -> bool:
+    """True when every value is a JSON number (int or float; booleans are not numbers)."""
+    return set(map(type, values)) <= NUMBERS
 
 
 def check_row_count(rows: int, max_rows: int) -> None:

@@ -7,11 +7,19 @@ feature, named by it, of shape [N] or [N, 1]. `data` may be flat (row-major) or 
 from __future__ import annotations
 
 import math
+from itertools import chain
 from typing import Any
 
 import numpy as np
 
-from ml_service.api.dialects import check_row_count, finish, invalid, to_floats
+from ml_service.api.dialects import (
+    check_row_count,
+    finish,
+    invalid,
+    numbers_only,
+    prepared,
+    to_floats,
+)
 from ml_service.errors import Loc, Problem
 from ml_service.model.schema import FloatArray, ModelSchema, describe_type
 
@@ -22,10 +30,62 @@ INTEGER_RANGES = {
 }
 FLOAT_TYPES = frozenset({"FP16", "FP32", "FP64"})
 DATATYPES = FLOAT_TYPES | INTEGER_RANGES.keys()
+_FAST_BODY_KEYS = frozenset({"inputs", "id"})
+_TENSOR_KEYS = frozenset({"name", "shape", "datatype", "data"})
 
 
 def parse(body: Any, schema: ModelSchema, max_rows: int) -> tuple[FloatArray, str | None]:
     """The request's rows as a checked matrix, and its `id` (echoed in the response)."""
+    rows = _fast(body, schema, max_rows)
+    if rows is None:
+        return parse_exact(body, schema, max_rows)
+    return rows, body.get("id")
+
+
+def _fast(body: Any, schema: ModelSchema, max_rows: int) -> FloatArray | None:
+    """The matrix of the common request: one float tensor of shape [N, F] (flat or one list per
+    row), no parameters or outputs, numbers in range; None for anything else."""
+    if type(body) is not dict or not body.keys() <= _FAST_BODY_KEYS:
+        return None
+    if "id" in body and type(body["id"]) is not str:
+        return None
+    inputs = body.get("inputs")
+    if type(inputs) is not list or len(inputs) != 1:
+        return None
+    tensor = inputs[0]
+    if type(tensor) is not dict or tensor.keys() != _TENSOR_KEYS:
+        return None
+    prep = prepared(schema)
+    shape, data = tensor["shape"], tensor["data"]
+    if (
+        type(tensor["datatype"]) is not str
+        or tensor["datatype"] not in FLOAT_TYPES
+        or type(tensor["name"]) is not str
+        or type(shape) is not list
+        or type(data) is not list
+        or len(shape) != 2
+        or type(shape[0]) is not int
+        or type(shape[1]) is not int
+        or shape[1] != prep.width
+        or not 0 < shape[0] <= max_rows
+        or (prep.width == 1 and tensor["name"] in prep.name_set)
+    ):
+        return None
+    rows = shape[0]
+    if len(data) == rows * prep.width and numbers_only(data):
+        return prep.matrix(data, shape=(rows, prep.width))
+    if (
+        len(data) == rows
+        and set(map(type, data)) == {list}
+        and set(map(len, data)) == {prep.width}
+        and numbers_only(chain.from_iterable(data))
+    ):
+        return prep.matrix(data)
+    return None
+
+
+def parse_exact(body: Any, schema: ModelSchema, max_rows: int) -> tuple[FloatArray, str | None]:
+    """The reference reader: the matrix and id, or every problem with its location."""
     if type(body) is not dict:
         raise invalid([Problem((), f"body must be a JSON object, got {describe_type(body)}")])
     problems: list[Problem] = []
