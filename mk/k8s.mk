@@ -4,6 +4,8 @@
 #   make lint-k8s       render every overlay of deploy/k8s with kubectl kustomize into
 #                       $(K8S_OUT)/<overlay>.yaml and validate it with kubernetes-validate --strict
 #                       for each of $(K8S_VERSIONS); part of `make lint`
+#   make lint-aks-cli   the az lines of aks.sh and acr-build.sh through the real azure-cli;
+#                       part of `make lint`
 #   make acr-build      build the image in Azure Container Registry (no local engine needed)
 #   make aks            create or reuse ACR + AKS, deploy the aks overlay, smoke-test it
 #   make aks-teardown   delete the AKS cluster and the registry
@@ -22,9 +24,9 @@ DOCKER ?= docker
 IMAGE ?= ml-service
 IMAGE_TAG ?= local
 
-.PHONY: image k8s-tools lint-k8s k8s-lock acr-build aks aks-teardown
+.PHONY: image k8s-tools lint-k8s lint-aks-cli k8s-lock acr-build aks aks-teardown
 
-lint: lint-k8s
+lint: lint-k8s lint-aks-cli
 
 $(K8S_STAMP): requirements/k8s.txt
 	@test -x $(K8S_BIN)/python || $(PYTHON) -m venv $(K8S_VENV)
@@ -37,6 +39,11 @@ lint-k8s: $(K8S_STAMP) ## Render each deploy/k8s overlay and validate it strictl
 	KUBECTL=$(K8S_BIN)/kubectl KUBERNETES_VALIDATE=$(K8S_BIN)/kubernetes-validate \
 	K8S_VERSIONS="$(K8S_VERSIONS)" K8S_OUT=$(K8S_OUT) \
 	bash deploy/k8s/validate.sh $(K8S_DIR)
+
+# Every `az` line aks.sh and acr-build.sh produce (stub runs) through the real azure-cli of
+# mk/azure.mk ($(AZURE_CLI_STAMP), $(AZ_REAL)): a misspelt command or flag fails the gate.
+lint-aks-cli: $(STAMP) $(AZURE_CLI_STAMP) $(K8S_STAMP) ## Check the az lines of aks.sh/acr-build.sh against the real azure-cli
+	AZURE_CLI_REAL=$(abspath $(AZ_REAL)) AZURE_CLI_REQUIRED=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/k8s/test_aks_scripts.py -k real_azure_cli
 
 k8s-lock: $(STAMP) ## Re-resolve requirements/k8s.txt from requirements/k8s.in
 	$(BIN)/uv pip compile requirements/k8s.in --universal --python-version 3.11 --generate-hashes -q -o requirements/k8s.txt
