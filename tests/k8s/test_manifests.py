@@ -264,3 +264,17 @@ def test_broken_manifests_fail_lint(tree_copy: Path, tmp_path: Path, name: str) 
     assert result.returncode != 0, f"broken manifests ({name}) pass lint-k8s:\n{output}"
     assert expected in output
     assert "manifests under" in output or "does not render" in output
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_settings_match_the_image(rendered: dict[str, list[Doc]], overlay: str) -> None:
+    """The pods' model directory and port are the ones the image bakes in and exposes."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    config = one(rendered[overlay], "ConfigMap")["data"]
+    model_dir = re.search(r"ML_SERVICE_MODEL_DIR=(\S+)", dockerfile)
+    assert model_dir
+    assert config["ML_SERVICE_MODEL_DIR"] == model_dir.group(1)
+    assert re.search(rf"^EXPOSE {config['PORT']}$", dockerfile, re.M)
+    pod = one(rendered[overlay], "Deployment")["spec"]["template"]["spec"]
+    user = re.findall(r"^USER (\d+)", dockerfile, re.M)
+    assert user[-1:] == [str(pod["securityContext"]["runAsUser"])]
