@@ -132,7 +132,7 @@ kind: Kustomization
 resources:
   - ../../deploy/k8s/overlays/aks
 images:
-  - name: mlservice.azurecr.io/ml-service
+  - name: mlserviceacr.azurecr.io/ml-service
     newName: $AZURE_ACR_NAME.azurecr.io/$IMAGE_NAME
     newTag: "$IMAGE_TAG"
 YAML

@@ -220,10 +220,13 @@ def test_first_run_creates_everything_deploys_and_smoke_tests(
 
 def test_rerun_reuses_everything(tmp_path: Path, real_kubectl: Path) -> None:
     env = stub_env(tmp_path, real_kubectl, azure(), "group", "acr", "aks", "attached")
-    result = run(env, AKS, "deploy")
+    result = run(env, AKS, "deploy", AZURE_ACR_NAME="contosoml", IMAGE_TAG="abc123")
     assert result.returncode == 0, result.stdout + result.stderr
     assert az_creates(env) == []
     assert "role assignment list" in env.commands("az")
+    deployment = next(d for d in applied(env) if d["kind"] == "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "contosoml.azurecr.io/ml-service:abc123"
     assert env.calls("ml-service") == [["predict", "--url", f"http://{ADDRESS}"]]
 
 
