@@ -17,6 +17,8 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "ML_SERVICE_"
+# prometheus_client reads this when first imported: every worker must see it set by then.
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 DEFAULT_MODEL_DIR = Path("models/housing")
 
 

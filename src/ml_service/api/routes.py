@@ -38,7 +38,6 @@ def build_app(state: ServiceState, predict_handler: openapi_docs.Handler) -> Fas
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        metrics.bind_process()
         state.load()
         if state.loaded is not None:
             artifact = state.loaded.artifact

@@ -22,15 +22,13 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
-    values,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ml_service.config import METRICS_DIR_ENV
 from ml_service.model.schema import FloatArray
 from ml_service.observability.drift import DriftMonitor, IntArray, slot_labels
-
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 REQUESTS = Counter(
     "ml_service_http_requests_total",
@@ -79,36 +77,6 @@ DRIFT_WINDOW = Gauge(
 DRIFT_WINDOW_NAME = "ml_service_drift_window_values"
 
 
-ALL = (
-    REQUESTS,
-    LATENCY,
-    IN_FLIGHT,
-    ROWS,
-    PREDICTED,
-    MODEL_INFO,
-    OUTSIDE_TRAINING,
-    DRIFT_WINDOW,
-)
-
-
-def bind_process() -> None:
-    """Make this worker's metrics write to the multi-process directory, whatever the import order.
-
-    prometheus_client picks in-memory or file-backed values when it is first imported. If it
-    was imported before `PROMETHEUS_MULTIPROC_DIR` was set (e.g. by the server's configuration
-    module), each worker would count only for itself and `/metrics` would be wrong; called at
-    worker start-up, before any request, this switches every metric to file-backed values.
-    """
-    if not multiprocess_mode() or values.ValueClass is not values.MutexValue:
-        return
-    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
-    for metric in ALL:
-        if metric._labelnames:
-            metric._metrics.clear()
-        else:
-            metric._metric_init()
-
-
 def observe_many(histogram: Histogram, values: FloatArray) -> None:
     """Add many observations at once (one bucket increment per bucket, not per value)."""
     if len(values) == 0:
@@ -122,7 +90,7 @@ def observe_many(histogram: Histogram, values: FloatArray) -> None:
 
 
 def multiprocess_mode() -> bool:
-    return bool(os.environ.get(MULTIPROC_ENV))
+    return bool(os.environ.get(METRICS_DIR_ENV))
 
 
 class _Fixed(Collector):
@@ -209,5 +177,5 @@ def render(monitor: DriftMonitor | None = None) -> tuple[bytes, str]:
 
 def mark_dead(pid: int) -> None:
     """Forget a dead worker's live gauges (gunicorn's child_exit hook)."""
-    if os.environ.get(MULTIPROC_ENV):
+    if os.environ.get(METRICS_DIR_ENV):
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

@@ -13,12 +13,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ml_service.config import get_settings
+from ml_service.config import METRICS_DIR_ENV, get_settings
 from ml_service.observability.logging import configure_logging
-from ml_service.observability.metrics import MULTIPROC_ENV, mark_dead
 
 _settings = get_settings()
 configure_logging(_settings.log_level)
+
+# Every worker must write its metrics to the same directory, and prometheus_client decides
+# between in-memory and file-backed values when it is first imported: set the directory
+# before anything imports it (workers fork from this process).
+if not os.environ.get(METRICS_DIR_ENV):
+    _dir = _settings.metrics_dir or Path(tempfile.mkdtemp(prefix="ml-service-metrics-"))
+    os.environ[METRICS_DIR_ENV] = str(_dir)
 
 bind = [f"{_settings.host}:{_settings.port}"]
 workers = _settings.workers
@@ -38,15 +44,10 @@ forwarded_allow_ips = "127.0.0.1"
 # Workers import the app themselves: each loads and warms its own model after fork.
 preload_app = False
 
-# Every worker must see the same metrics directory, chosen before any worker starts.
-if not os.environ.get(MULTIPROC_ENV):
-    _dir = _settings.metrics_dir or Path(tempfile.mkdtemp(prefix="ml-service-metrics-"))
-    os.environ[MULTIPROC_ENV] = str(_dir)
-
 
 def on_starting(server: Any) -> None:  # noqa: ARG001 - gunicorn's hook signature
     """Start with an empty metrics directory: counts from an earlier run must not leak in."""
-    directory = Path(os.environ[MULTIPROC_ENV])
+    directory = Path(os.environ[METRICS_DIR_ENV])
     if directory.exists():
         for entry in directory.iterdir():
             if entry.suffix == ".db":
@@ -61,4 +62,6 @@ def post_worker_init(worker: Any) -> None:  # noqa: ARG001
 
 
 def child_exit(server: Any, worker: Any) -> None:  # noqa: ARG001
+    from ml_service.observability.metrics import mark_dead
+
     mark_dead(worker.pid)
