@@ -23,7 +23,7 @@ export PIP_NO_INPUT := 1
 .PHONY: help setup install model train run test all lock clean
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-26s %s\n", $$1, $$2}'
 
 $(STAMP): requirements/dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,7 +44,7 @@ train: $(STAMP) ## Train the default model now (add ARGS=... for more options)
 run: $(MODEL) ## Serve the default model on PORT (default 8000)
 	ML_SERVICE_MODEL_DIR=$(MODEL_DIR) $(BIN)/ml-service serve
 
-test: $(STAMP) $(MODEL) ## Run the whole test suite
+test: $(STAMP) $(MODEL) browser-deps ## Run the whole test suite (installs Debian's chromium when missing)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lock: $(STAMP) ## Re-resolve requirements/*.txt from pyproject.toml
