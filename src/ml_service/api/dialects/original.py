@@ -41,6 +41,15 @@ def _fast(body: Any, schema: ModelSchema, max_rows: int) -> FloatArray | None:
     count = len(first) if form is dict or form is list else 0
     if not 0 < count <= max_rows:
         return None
+    if count == 1 and form is dict:  # the most common request: one row, keyed
+        (key,) = first
+        row = []
+        for name in prep.names:
+            column = body[name]
+            if type(column) is not dict or len(column) != 1 or key not in column:
+                return None
+            row.append(column[key])
+        return prep.matrix([row]) if numbers_only(row) else None
     columns: list[Any] = []
     if form is dict:
         order = list(first)

@@ -1,0 +1,745 @@
+"""`make bench`: ml-service, the floor and the usual FastAPI approach, side by side, one run.
+
+Every server runs one worker under gunicorn with ml-service's uvicorn worker class (uvloop,
+httptools), pinned to one core; wrk runs pinned to another, so noise on this machine cancels
+in the ratios. For each server and request kind, wrk drives 1, 8 and 64 connections. Also
+measured: the model alone in-process (rows/s on a 10,000-row array, µs for one row, and per
+batch size, which decides whether micro-batching could pay), cold start (process start to
+`/health/ready` answering 200) and resident memory per worker.
+
+Writes `bench/results/latest.json` and `latest.md`; exits 1 if any request failed or answered
+wrongly (and, with `--strict`, if a target is missed). Server logs go to `--logs`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+WORKER_CLASS = "ml_service.server.worker.Worker"
+BATCH_ROWS = 10_000
+START_DEADLINE = 60.0
+STOP_DEADLINE = 20.0
+
+
+@dataclass
+class Run:
+    """One wrk run: a server, a request kind, a connection count, and what wrk measured."""
+
+    server: str
+    request: str
+    rows: int
+    connections: int
+    requests_per_s: float
+    rows_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    requests: int
+    ratio_to_floor: float | None = None
+
+
+@dataclass
+class Results:
+    """Everything one `make bench` run measured."""
+
+    started: str
+    machine: dict[str, Any]
+    settings: dict[str, Any]
+    runs: list[Run] = field(default_factory=list)
+    model: dict[str, Any] = field(default_factory=dict)
+    service: dict[str, Any] = field(default_factory=dict)
+    targets: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+# --- processes ----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pinned(cpu: int | None, command: list[str]) -> list[str]:
+    return command if cpu is None else ["taskset", "-c", str(cpu), *command]
+
+
+def get(url: str, timeout: float = 1.0) -> tuple[int, bytes]:
+    """(status, body) of a GET; status 0 when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - 127.0.0.1
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except (OSError, urllib.error.URLError):
+        return 0, b""
+
+
+def post(url: str, body: bytes, timeout: float = 30.0) -> tuple[int, Any]:
+    request = urllib.request.Request(  # noqa: S310 - 127.0.0.1 only
+        url, data=body, method="POST", headers={"content-type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()[:300]
+    except OSError as exc:
+        return 0, str(exc)
+
+
+class Server:
+    """A server process (gunicorn master and its worker) with its log in a file."""
+
+    def __init__(
+        self, name: str, command: list[str], env: dict[str, str], ready_url: str, log: Path
+    ) -> None:
+        self.name, self.ready_url = name, ready_url
+        self.log = log.open("ab")
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(  # one process group: stop reaches the worker too
+            command, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def wait_ready(self, deadline: float = START_DEADLINE) -> float:
+        """Seconds from process start until the ready URL answered 200."""
+        end = self.started + deadline
+        while time.perf_counter() < end:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}")
+            if get(self.ready_url, timeout=0.5)[0] == 200:
+                return time.perf_counter() - self.started
+            time.sleep(0.01)
+        raise RuntimeError(f"{self.name} not ready within {deadline:.0f} s")
+
+    def worker_rss_mb(self) -> float | None:
+        """Resident memory of the (one) worker process, in MB (MiB)."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        with contextlib.suppress(OSError):
+            for pid in children.read_text().split():
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) / 1024
+        return None
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(STOP_DEADLINE)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(STOP_DEADLINE)
+        self.log.close()
+
+
+@contextlib.contextmanager
+def running(server: Server) -> Iterator[Server]:
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+# --- requests -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A request kind: the path, the body, and how many rows it carries."""
+
+    name: str
+    path: str
+    body: bytes
+    rows: int
+
+
+def request_kinds(schema: Any, model: str) -> tuple[dict[str, Kind], np.ndarray, np.ndarray]:
+    """Single-row requests in each dialect and 10,000-row batches; also their rows."""
+    names = list(schema.names)
+    example = schema.examples[0] if schema.examples else None
+    one = np.array(
+        [
+            [
+                (example or {}).get(n, f.train_min or 0.0)
+                for n, f in zip(names, schema.features, strict=True)
+            ]
+        ]
+    )
+    rng = np.random.default_rng(0)
+    columns = []
+    for feature in schema.features:
+        if feature.allowed is not None:
+            columns.append(rng.choice(np.asarray(feature.allowed), BATCH_ROWS))
+        else:
+            low = feature.train_min if feature.train_min is not None else 0.0
+            high = feature.train_max if feature.train_max is not None else low + 1.0
+            columns.append(np.round(rng.uniform(low, high, BATCH_ROWS), 3))
+    batch = np.column_stack(columns)
+
+    def dumps(value: Any) -> bytes:
+        return json.dumps(value, separators=(",", ":")).encode()
+
+    def v2(rows: np.ndarray) -> bytes:
+        return dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "input",
+                        "shape": list(rows.shape),
+                        "datatype": "FP64",
+                        "data": rows.ravel().tolist(),
+                    }
+                ]
+            }
+        )
+
+    row = dict(zip(names, one[0].tolist(), strict=True))
+    kinds = [
+        Kind("original", "/predict", dumps({n: {"0": row[n]} for n in names}), 1),
+        Kind("v1", f"/v1/models/{model}:predict", dumps({"instances": [row]}), 1),
+        Kind("v2", f"/v2/models/{model}/infer", v2(one), 1),
+        Kind(
+            "original batch",
+            "/predict",
+            dumps({n: batch[:, j].tolist() for j, n in enumerate(names)}),
+            BATCH_ROWS,
+        ),
+        Kind("v2 batch", f"/v2/models/{model}/infer", v2(batch), BATCH_ROWS),
+    ]
+    return {k.name: k for k in kinds}, one, batch
+
+
+def predictions_of(answer: Any) -> list[float]:
+    if isinstance(answer, dict):
+        if "prediction" in answer:
+            return list(answer["prediction"])
+        if "predictions" in answer:
+            return list(answer["predictions"])
+        if "outputs" in answer:
+            return list(answer["outputs"][0]["data"])
+    raise ValueError(f"unexpected answer {str(answer)[:200]}")
+
+
+# --- wrk ----------------------------------------------------------------------------------------
+
+
+def wrk(
+    url: str, body_file: Path, connections: int, seconds: float, cpu: int | None
+) -> dict[str, Any]:
+    command = pinned(
+        cpu,
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds:g}s",
+            "--timeout",
+            "10s",
+            "--latency",
+            "-s",
+            str(BENCH / "wrk.lua"),
+            url,
+        ],
+    )
+    env = {**os.environ, "BENCH_BODY_FILE": str(body_file)}
+    done = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=seconds + 60, check=False
+    )
+    for line in done.stdout.splitlines():
+        if line.startswith("BENCH "):
+            summary: dict[str, Any] = json.loads(line[len("BENCH ") :])
+            return summary
+    raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout[-500:]} {done.stderr[-500:]}")
+
+
+def measure(
+    server: str,
+    kind: Kind,
+    base: str,
+    body_file: Path,
+    connections: int,
+    seconds: float,
+    cpu: int | None,
+) -> Run:
+    s = wrk(base + kind.path, body_file, connections, seconds, cpu)
+    elapsed = s["duration_us"] / 1e6
+    errors = s["connect"] + s["read"] + s["write"] + s["status"] + s["timeout"]
+    rate = s["requests"] / elapsed
+    return Run(
+        server,
+        kind.name,
+        kind.rows,
+        connections,
+        round(rate, 1),
+        round(rate * kind.rows, 1),
+        round(s["p50_us"] / 1000, 3),
+        round(s["p99_us"] / 1000, 3),
+        errors,
+        s["requests"],
+    )
+
+
+# --- in-process ---------------------------------------------------------------------------------
+
+
+def best_seconds(call: Any, number: int, repeat: int = 5) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            call()
+        best = min(best, (time.perf_counter() - start) / number)
+    return best
+
+
+def model_alone(model_dir: Path, one: np.ndarray, batch: np.ndarray) -> dict[str, Any]:
+    """The ONNX predictor (and the scikit-learn pipeline, when installed) without HTTP."""
+    from ml_service.model.artifact import load_serving
+    from ml_service.predictor import Predictor
+
+    predictor = Predictor(load_serving(model_dir))
+    out: dict[str, Any] = {
+        "onnx_rows_per_s_10k": round(
+            BATCH_ROWS / best_seconds(lambda: predictor.predict(batch), 5)
+        ),
+        "onnx_us_one_row": round(best_seconds(lambda: predictor.predict(one), 2000) * 1e6, 2),
+        "onnx_us_per_row_by_batch": {
+            str(n): round(best_seconds(lambda n=n: predictor.predict(batch[:n]), 500) * 1e6 / n, 2)
+            for n in (1, 8, 64)
+        },
+    }
+    try:
+        from ml_service.model.artifact import load_pipeline
+
+        pipeline = load_pipeline(model_dir)
+    except ImportError:
+        return out
+    out["sklearn_us_one_row"] = round(best_seconds(lambda: pipeline.predict(one), 200) * 1e6, 1)
+    out["sklearn_rows_per_s_10k"] = round(
+        BATCH_ROWS / best_seconds(lambda: pipeline.predict(batch), 3)
+    )
+    out["max_abs_diff_onnx_vs_sklearn_10k"] = float(
+        np.max(np.abs(predictor.predict(batch) - pipeline.predict(batch)))
+    )
+    return out
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    versions: dict[str, str] = {"python": platform.python_version()}
+    from importlib.metadata import PackageNotFoundError, version
+
+    for package in (
+        "uvicorn",
+        "gunicorn",
+        "uvloop",
+        "httptools",
+        "onnxruntime",
+        "orjson",
+        "fastapi",
+        "scikit-learn",
+    ):
+        with contextlib.suppress(PackageNotFoundError):
+            versions[package] = version(package)
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+    versions["wrk"] = (wrk_version.stdout + wrk_version.stderr).split("Copyright")[0].strip()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "versions": versions,
+    }
+
+
+def pick_cpus() -> tuple[int | None, int | None]:
+    """(server core, load generator core), or no pinning with fewer than two cores or taskset."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2 or shutil.which("taskset") is None:
+        return None, None
+    return cores[0], cores[1]
+
+
+def gunicorn_command(bin_dir: Path, app: str, port: int) -> list[str]:
+    return [
+        str(bin_dir / "gunicorn"),
+        "--workers",
+        "1",
+        "--worker-class",
+        WORKER_CLASS,
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--keep-alive",
+        "5",
+        "--pythonpath",
+        str(BENCH),
+        "--error-logfile",
+        "-",
+        app,
+    ]
+
+
+def service_env(args: argparse.Namespace, port: int, metrics: Path) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "ML_SERVICE_HOST": "127.0.0.1",
+        "ML_SERVICE_WORKERS": "1",
+        "ML_SERVICE_MODEL_DIR": str(args.model_dir),
+        "ML_SERVICE_METRICS_DIR": str(metrics),
+        "ML_SERVICE_LOG_LEVEL": args.log_level,
+    }
+    if args.src:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(args.src), env.get("PYTHONPATH")]))
+    return env
+
+
+def check_answer(
+    server: str, kind: Kind, base: str, expected: np.ndarray, results: Results
+) -> None:
+    status, answer = post(base + kind.path, kind.body)
+    if status != 200:
+        results.failures.append(f"{server} {kind.name}: status {status}: {answer!r}"[:400])
+        return
+    got = np.asarray(predictions_of(answer), dtype=np.float64)
+    if got.shape != expected.shape or not np.allclose(got, expected, rtol=0, atol=1e-4):
+        results.failures.append(f"{server} {kind.name}: predictions differ from the model's")
+
+
+def base_url(server: Server) -> str:
+    scheme, _, host = server.ready_url.split("/", 3)[:3]
+    return f"{scheme}//{host}"
+
+
+def report(run: Run) -> None:
+    print(
+        f"  {run.server:10s} {run.request:15s} c={run.connections:<3d} "
+        f"{run.requests_per_s:9.0f} req/s  p50 {run.p50_ms:7.3f} ms  "
+        f"p99 {run.p99_ms:7.3f} ms  errors {run.errors}",
+        flush=True,
+    )
+
+
+def evaluate(results: Results) -> None:
+    """Ratios to the floor, and each target of docs/performance.md met or not."""
+    floor = {r.connections: r.requests_per_s for r in results.runs if r.server == "floor"}
+    for run in results.runs:
+        if floor.get(run.connections):
+            run.ratio_to_floor = round(run.requests_per_s / floor[run.connections], 3)
+
+    def find(server: str, request: str, connections: int) -> Run | None:
+        return next(
+            (
+                r
+                for r in results.runs
+                if (r.server, r.request, r.connections) == (server, request, connections)
+            ),
+            None,
+        )
+
+    def target(name: str, value: float | None, limit: float, above: bool) -> None:
+        met = value is not None and (value >= limit if above else value <= limit)
+        results.targets.append({"target": name, "value": value, "limit": limit, "met": met})
+
+    predict64 = find("ml-service", "original", 64)
+    target(
+        "single-row /predict at 64 connections, share of the floor",
+        predict64.ratio_to_floor if predict64 else None,
+        0.25,
+        above=True,
+    )
+    for dialect in ("v1", "v2"):
+        other = find("ml-service", dialect, 64)
+        share = (
+            other.requests_per_s / predict64.requests_per_s
+            if other and predict64 and predict64.requests_per_s
+            else None
+        )
+        target(
+            f"single-row {dialect} at 64 connections, share of /predict",
+            round(share, 3) if share is not None else None,
+            0.8,
+            above=True,
+        )
+    for dialect in ("original", "v1", "v2"):
+        run = find("ml-service", dialect, 8)
+        target(
+            f"p99 ms at 8 connections, single-row {dialect}",
+            run.p99_ms if run else None,
+            3.0,
+            above=False,
+        )
+    model_rate = results.model.get("onnx_rows_per_s_10k")
+    for request in ("original batch", "v2 batch"):
+        run = find("ml-service", request, 1)
+        share = run.rows_per_s / model_rate if run and model_rate else None
+        target(
+            f"{request} (10,000 rows) end to end, share of the model's rows/s alone",
+            round(share, 3) if share is not None else None,
+            0.5,
+            above=True,
+        )
+    target("cold start to ready, s", results.service.get("cold_start_s"), 2.0, above=False)
+    target("resident memory per worker, MB", results.service.get("worker_rss_mb"), 150, above=False)
+
+
+def markdown(results: Results) -> str:
+    lines = [
+        f"# ml-service benchmark ({results.started})",
+        "",
+        f"Machine: {results.machine['cpu']}, {results.machine['cores']} cores, load average "
+        f"at start {', '.join(f'{x:.2f}' for x in results.machine['load_average'])}. "
+        f"Server pinned to core {results.settings['server_cpu']}, wrk to core "
+        f"{results.settings['client_cpu']}; one worker per server; "
+        f"{results.settings['duration']} s per run. Every server: gunicorn + uvicorn worker "
+        "(uvloop, httptools).",
+        "",
+        "| server | request | rows | conns | requests/s | rows/s | p50 ms | p99 ms | errors "
+        "| ratio to floor |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    order = {"floor": 0, "ml-service": 1, "fastapi": 2}
+    for r in sorted(results.runs, key=lambda r: (order.get(r.server, 3), r.rows, r.request)):
+        ratio = f"{r.ratio_to_floor:.3f}" if r.ratio_to_floor is not None else ""
+        lines.append(
+            f"| {r.server} | {r.request} | {r.rows} | {r.connections} | {r.requests_per_s:,.0f} "
+            f"| {r.rows_per_s:,.0f} | {r.p50_ms:.3f} | {r.p99_ms:.3f} | {r.errors} | {ratio} |"
+        )
+    lines += ["", "| measured in-process / at start | value |", "| --- | ---: |"]
+    for key, value in {**results.model, **results.service}.items():
+        lines.append(f"| {key} | {value} |")
+    lines += ["", "| target | value | limit | met |", "| --- | ---: | ---: | --- |"]
+    for t in results.targets:
+        lines.append(
+            f"| {t['target']} | {t['value']} | {t['limit']} | {'yes' if t['met'] else '**no**'} |"
+        )
+    if results.failures:
+        lines += ["", "Failures:", *(f"- {f}" for f in results.failures)]
+    versions = ", ".join(f"{k} {v}" for k, v in results.machine["versions"].items())
+    lines += ["", f"Versions: {versions}.", ""]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, default=ROOT / "models" / "housing")
+    parser.add_argument(
+        "--bin",
+        type=Path,
+        default=Path(sys.executable).parent,
+        help="directory holding ml-service and gunicorn (default: this venv)",
+    )
+    parser.add_argument("--out", type=Path, default=BENCH / "results")
+    parser.add_argument("--name", default="latest", help="results file stem")
+    parser.add_argument("--logs", type=Path, default=ROOT / "reports" / "bench")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument(
+        "--connections", type=lambda s: [int(c) for c in s.split(",")], default=[1, 8, 64]
+    )
+    parser.add_argument(
+        "--servers",
+        default="floor,ml-service,fastapi",
+        help="comma-separated: floor, ml-service, fastapi",
+    )
+    parser.add_argument("--cold-starts", type=int, default=3)
+    parser.add_argument("--log-level", default="info", help="ml-service's ML_SERVICE_LOG_LEVEL")
+    parser.add_argument("--src", type=Path, help="serve ml_service from this source tree instead")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    return parser.parse_args(argv)
+
+
+def cold_starts(args: argparse.Namespace, command: list[str], tmp: Path, results: Results) -> None:
+    """Process start to `/health/ready` answering 200, `--cold-starts` times (median kept)."""
+    starts = []
+    for _ in range(args.cold_starts):
+        port = free_port()
+        env = service_env(args, port, tmp / f"metrics-{port}")
+        probe = Server(
+            "ml-service", command, env, f"http://127.0.0.1:{port}/health/ready",
+            args.logs / "ml-service.log",
+        )  # fmt: skip
+        try:
+            starts.append(probe.wait_ready())
+        finally:
+            probe.stop()
+    if starts:
+        results.service["cold_start_s"] = round(statistics.median(starts), 3)
+        results.service["cold_start_all_s"] = [round(s, 3) for s in starts]
+
+
+def run_servers(
+    args: argparse.Namespace,
+    kinds: dict[str, Kind],
+    expected: dict[str, np.ndarray],
+    cpus: tuple[int | None, int | None],
+    tmp: Path,
+    results: Results,
+) -> None:
+    """Start every server (all on the server core, idle unless driven), then drive them in
+    turn connection count by connection count, so a change in background load hits the floor
+    and the service alike."""
+    server_cpu, client_cpu = cpus
+    files: dict[str, Path] = {}
+    for name, kind in kinds.items():
+        files[name] = tmp / f"{name.replace(' ', '-')}.json"
+        files[name].write_bytes(kind.body)
+    wanted = args.servers.split(",")
+    service_command = pinned(server_cpu, [str(args.bin / "ml-service"), "serve"])
+    if "ml-service" in wanted:
+        print("bench: ml-service cold starts", flush=True)
+        cold_starts(args, service_command, tmp, results)
+    plan: list[tuple[Server, list[str]]] = []
+    with contextlib.ExitStack() as stack:
+        if "floor" in wanted:
+            port = free_port()
+            command = pinned(server_cpu, gunicorn_command(args.bin, "floor:app", port))
+            floor = Server(
+                "floor", command, dict(os.environ), f"http://127.0.0.1:{port}/",
+                args.logs / "floor.log",
+            )  # fmt: skip
+            plan.append((stack.enter_context(running(floor)), ["original"]))
+        if "ml-service" in wanted:
+            port = free_port()
+            env = service_env(args, port, tmp / "metrics")
+            service = Server(
+                "ml-service", service_command, env, f"http://127.0.0.1:{port}/health/ready",
+                args.logs / "ml-service.log",
+            )  # fmt: skip
+            single = ["original", "v1", "v2"]
+            plan.append((stack.enter_context(running(service)), single))
+        if "fastapi" in wanted:
+            port = free_port()
+            env = {**os.environ, "ML_SERVICE_MODEL_DIR": str(args.model_dir)}
+            command = pinned(server_cpu, gunicorn_command(args.bin, "reference_app:app", port))
+            reference = Server(
+                "fastapi", command, env, f"http://127.0.0.1:{port}/health/ready",
+                args.logs / "fastapi.log",
+            )  # fmt: skip
+            plan.append((stack.enter_context(running(reference)), ["original"]))
+        for server, names in plan:
+            url = base_url(server)
+            if server.name != "floor":  # the floor answers a fixed body by design
+                for name in names:
+                    check_answer(server.name, kinds[name], url, expected["one"], results)
+            wrk(url + kinds[names[0]].path, files[names[0]], 8, args.warmup, client_cpu)
+        print("bench: single-row requests", flush=True)
+        for connections in args.connections:
+            for server, names in plan:
+                for name in names:
+                    run = measure(server.name, kinds[name], base_url(server), files[name],
+                                  connections, args.duration, client_cpu)  # fmt: skip
+                    results.runs.append(run)
+                    report(run)
+        if "ml-service" in wanted:
+            print("bench: 10,000-row batches", flush=True)
+            url = base_url(service)
+            for name in ("original batch", "v2 batch"):
+                check_answer("ml-service", kinds[name], url, expected["batch"], results)
+                for connections in args.connections:
+                    run = measure("ml-service", kinds[name], url, files[name], connections,
+                                  args.duration, client_cpu)  # fmt: skip
+                    results.runs.append(run)
+                    report(run)
+            rss = service.worker_rss_mb()
+            results.service["worker_rss_mb"] = round(rss, 1) if rss is not None else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.bin, args.model_dir = args.bin.absolute(), args.model_dir.absolute()
+    if args.src:
+        args.src = args.src.absolute()
+        sys.path.insert(0, str(args.src))
+    from ml_service.model.artifact import load_serving
+    from ml_service.predictor import Predictor
+
+    if shutil.which("wrk") is None:
+        print("bench: wrk is not installed (make bench installs it)", file=sys.stderr)
+        return 2
+    artifact = load_serving(args.model_dir)
+    server_cpu, client_cpu = pick_cpus()
+    if client_cpu is not None:
+        os.sched_setaffinity(0, {client_cpu})
+    settings = {
+        "duration": args.duration,
+        "connections": args.connections,
+        "server_cpu": server_cpu,
+        "client_cpu": client_cpu,
+        "log_level": args.log_level,
+        "model": artifact.name,
+        "model_version": artifact.version,
+        "src": str(args.src or ""),
+    }
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    results = Results(started=started, machine=machine(), settings=settings)
+    kinds, one, batch = request_kinds(artifact.schema, artifact.name)
+    print("bench: the model alone, in-process", flush=True)
+    results.model = model_alone(args.model_dir, one, batch)
+    predictor = Predictor(artifact)
+    expected = {"one": predictor.predict(one), "batch": predictor.predict(batch)}
+    args.logs.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="ml-service-bench-") as tmp:
+        try:
+            run_servers(args, kinds, expected, (server_cpu, client_cpu), Path(tmp), results)
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            results.failures.append(str(exc))
+    evaluate(results)
+    results.failures.extend(
+        f"{r.server} {r.request} c={r.connections}: {r.errors} failed requests"
+        for r in results.runs
+        if r.errors
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{args.name}.json").write_text(json.dumps(asdict(results), indent=2) + "\n")
+    text = markdown(results)
+    (args.out / f"{args.name}.md").write_text(text)
+    print(text)
+    if results.failures:
+        print("bench: FAILED: " + "; ".join(results.failures), file=sys.stderr)
+        return 1
+    missed = [t["target"] for t in results.targets if not t["met"]]
+    if missed and args.strict:
+        print("bench: targets missed: " + "; ".join(missed), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
