@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ml_service.api.asgi import create_app
 from ml_service.config import Settings
 from ml_service.observability.tracing import TracingMiddleware, TracingUnavailable, instrument
 
@@ -31,6 +32,16 @@ def test_an_endpoint_without_the_sdk_names_the_extra_to_install() -> None:
     settings = Settings(otlp_endpoint="http://127.0.0.1:4318")  # type: ignore[call-arg]
     with pytest.raises(TracingUnavailable, match=r"ml-service\[tracing\]"):
         instrument(hello, settings)
+
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("opentelemetry.sdk") is not None, reason="the SDK is installed"
+)
+def test_the_service_refuses_to_start_half_traced() -> None:
+    settings = Settings(otlp_endpoint="http://127.0.0.1:4318")  # type: ignore[call-arg]
+    with pytest.raises(TracingUnavailable):
+        create_app(settings)
 
 
 class FakeSpan:

@@ -30,7 +30,7 @@ from ml_service.errors import (
     ServiceError,
     UnsupportedMediaType,
 )
-from ml_service.observability import metrics
+from ml_service.observability import metrics, tracing
 from ml_service.observability.logging import log_event
 
 log = logging.getLogger("ml_service.http")
@@ -53,8 +53,13 @@ class Front:
         self.max_body = settings.max_body_bytes
         # Labelled metric children by (route, dialect, method, status): `labels()` is slow.
         self._children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
+        # Every request, the fast path included, passes the tracing middleware when it is on.
+        self._entry: ASGIApp = tracing.instrument(self._dispatch, settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._entry(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -125,7 +130,7 @@ class Front:
         if children is None:
             children = (
                 metrics.REQUESTS.labels(template, dialect, method, str(status)),
-                metrics.LATENCY.labels(template, dialect),
+                metrics.LATENCY.labels(template, dialect, str(status)),
             )
             if len(self._children) < _MAX_CACHED_LABELS:
                 self._children[key] = children

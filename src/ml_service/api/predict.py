@@ -68,18 +68,18 @@ async def predict(state: ServiceState, route: PredictRoute, body: bytes, request
     return dumps(response)
 
 
-async def run_model(loaded: Loaded, rows: FloatArray) -> FloatArray:
-    """The model's predictions; large batches in a thread (`predict` inlines this)."""
-    if len(rows) >= THREAD_ROWS:
-        return await anyio.to_thread.run_sync(loaded.predictor.predict, rows)
-    return loaded.predictor.predict(rows)
+# The rows histogram's child per dialect (`labels()` costs more than the observation).
+_ROWS: dict[str, Any] = {}
 
 
 def observe(
     loaded: Loaded, route: PredictRoute, rows: FloatArray, predictions: FloatArray, request_id: str
 ) -> None:
     """Metrics, the input watch (training range, drift) and the prediction log line."""
-    metrics.ROWS.labels(route.dialect).observe(len(rows))
+    rows_histogram = _ROWS.get(route.dialect)
+    if rows_histogram is None:
+        rows_histogram = _ROWS[route.dialect] = metrics.ROWS.labels(route.dialect)
+    rows_histogram.observe(len(rows))
     metrics.observe_many(metrics.PREDICTED, predictions)
     if loaded.watch is not None:
         loaded.watch.observe(rows)

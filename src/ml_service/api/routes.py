@@ -139,8 +139,7 @@ def build_app(state: ServiceState, predict_handler: openapi_docs.Handler) -> Fas
     async def v2_ready() -> dict[str, bool]:
         return _readiness(state)
 
-    async def v2_metadata(name: str, version: str | None = None) -> dict[str, Any]:
-        artifact = model(name, version)
+    def metadata(artifact: Any) -> dict[str, Any]:
         return {
             "name": artifact.name,
             "versions": [artifact.version],
@@ -151,22 +150,32 @@ def build_app(state: ServiceState, predict_handler: openapi_docs.Handler) -> Fas
             "outputs": [{"name": "predict", "datatype": "FP64", "shape": [-1]}],
         }
 
-    async def v2_model_ready(name: str, version: str | None = None) -> dict[str, Any]:
-        artifact = model(name, version)
+    def model_ready(artifact: Any) -> dict[str, Any]:
         if not state.ready:
             raise NotReady(f"model {artifact.name!r} is not ready")
         return {"name": artifact.name, "ready": True}
 
-    app.get("/v2/models/{name}", tags=["v2"], summary="Model metadata")(v2_metadata)
-    app.get(
+    @app.get("/v2/models/{name}", tags=["v2"], summary="Model metadata")
+    async def v2_metadata(name: str) -> dict[str, Any]:
+        return metadata(model(name))
+
+    @app.get(
         "/v2/models/{name}/versions/{version}", tags=["v2"], summary="Model metadata (one version)"
-    )(v2_metadata)
-    app.get("/v2/models/{name}/ready", tags=["v2"], summary="Model readiness")(v2_model_ready)
-    app.get(
+    )
+    async def v2_metadata_version(name: str, version: str) -> dict[str, Any]:
+        return metadata(model(name, version))
+
+    @app.get("/v2/models/{name}/ready", tags=["v2"], summary="Model readiness")
+    async def v2_ready_model(name: str) -> dict[str, Any]:
+        return model_ready(model(name))
+
+    @app.get(
         "/v2/models/{name}/versions/{version}/ready",
         tags=["v2"],
         summary="Model readiness (one version)",
-    )(v2_model_ready)
+    )
+    async def v2_ready_version(name: str, version: str) -> dict[str, Any]:
+        return model_ready(model(name, version))
 
     openapi_docs.declare_predict_routes(app, predict_handler)
     return app

@@ -37,8 +37,8 @@ REQUESTS = Counter(
 )
 LATENCY = Histogram(
     "ml_service_http_request_duration_seconds",
-    "Time from request start to the last response byte, by route template and dialect.",
-    ["route", "dialect"],
+    "Time from request start to the last response byte, by route template, dialect and status.",
+    ["route", "dialect", "status"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 IN_FLIGHT = Gauge(
@@ -79,7 +79,9 @@ DRIFT_WINDOW_NAME = "ml_service_drift_window_values"
 
 def observe_many(histogram: Histogram, values: FloatArray) -> None:
     """Add many observations at once (one bucket increment per bucket, not per value)."""
-    if len(values) == 0:
+    if len(values) <= 1:
+        if len(values):
+            histogram.observe(float(values[0]))
         return
     upper = np.asarray(histogram._upper_bounds, dtype=np.float64)
     counts = np.bincount(np.searchsorted(upper, values, side="left"), minlength=len(upper))
