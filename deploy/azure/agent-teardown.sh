@@ -9,18 +9,9 @@ set -euo pipefail
 # shellcheck source=deploy/azure/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-yes=false
-case "${1:-}" in
-    --yes | -y) yes=true ;;
-    "") ;;
-    *) die "usage: agent-teardown.sh [--yes]" ;;
-esac
+parse_yes_flag "$@"
 require_cli "$AZ"
-if [ "$yes" != true ]; then
-    [ -t 0 ] || die "not a terminal: pass --yes (make agent-teardown YES=1) to remove $AGENT_VM_NAME"
-    read -r -p "Remove build agent VM $AGENT_VM_NAME and its resources from $AZURE_RESOURCE_GROUP? Type the VM name: " answer
-    [ "$answer" = "$AGENT_VM_NAME" ] || die "not confirmed; nothing removed"
-fi
+confirm_removal agent-teardown "build agent VM $AGENT_VM_NAME and its resources" "$AGENT_VM_NAME"
 
 g=(--resource-group "$AZURE_RESOURCE_GROUP")
 # remove KIND NAME SHOW_ARGS -- DELETE_ARGS: delete one resource when it exists.

@@ -67,6 +67,25 @@ az_lookup() {
 }
 
 # require_cli: stop early, with the fix, when a needed command is missing.
+# Teardown scripts take one optional flag, --yes; without it they ask for a name to be typed.
+parse_yes_flag() {
+    ASSUME_YES=false
+    case "${1:-}" in
+        --yes | -y) ASSUME_YES=true ;;
+        "") ;;
+        *) die "usage: $SCRIPT_NAME [--yes]" ;;
+    esac
+}
+
+# confirm_removal MAKE_TARGET WHAT NAME: unless --yes, have NAME typed (never without a terminal).
+confirm_removal() {
+    local target=$1 what=$2 name=$3 answer
+    [ "$ASSUME_YES" = true ] && return 0
+    [ -t 0 ] || die "not a terminal: pass --yes (make $target YES=1) to remove $name"
+    read -r -p "Remove $what from $AZURE_RESOURCE_GROUP? Type the name $name: " answer
+    [ "$answer" = "$name" ] || die "not confirmed; nothing removed"
+}
+
 require_cli() {
     local cmd
     for cmd in "$@"; do

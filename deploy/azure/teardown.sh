@@ -8,23 +8,14 @@ set -euo pipefail
 # shellcheck source=deploy/azure/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-yes=false
-case "${1:-}" in
-    --yes | -y) yes=true ;;
-    "") ;;
-    *) die "usage: teardown.sh [--yes]" ;;
-esac
+parse_yes_flag "$@"
 require_cli "$AZ"
 
 if ! az_lookup group show --name "$AZURE_RESOURCE_GROUP" --query name --output tsv; then
     say "resource group $AZURE_RESOURCE_GROUP does not exist; nothing to remove"
     exit 0
 fi
-if [ "$yes" != true ]; then
-    [ -t 0 ] || die "not a terminal: pass --yes (make teardown YES=1) to remove $AZURE_APP_NAME"
-    read -r -p "Remove web app $AZURE_APP_NAME, its slots and plan from $AZURE_RESOURCE_GROUP? Type the app name: " answer
-    [ "$answer" = "$AZURE_APP_NAME" ] || die "not confirmed; nothing removed"
-fi
+confirm_removal teardown "web app $AZURE_APP_NAME, its slots and plan" "$AZURE_APP_NAME"
 
 if az_lookup webapp show --resource-group "$AZURE_RESOURCE_GROUP" --name "$AZURE_APP_NAME" --query name --output tsv; then
     say "deleting web app $AZURE_APP_NAME and its slots"
