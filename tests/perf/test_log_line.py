@@ -12,7 +12,12 @@ import pytest
 
 from ml_service.api.asgi import _new_request_id
 from ml_service.observability import logging as service_logging
-from ml_service.observability.logging import JsonFormatter, configure_logging, log_event
+from ml_service.observability.logging import (
+    JsonFormatter,
+    JsonHandler,
+    configure_logging,
+    log_event,
+)
 
 
 @pytest.fixture
@@ -20,8 +25,11 @@ def stream(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     configure_logging("info")
+    handler = root.handlers[0]
+    assert isinstance(handler, JsonHandler)
+    handler.close()  # closes its own stdout descriptor
     buffer = io.StringIO()
-    root.handlers[0].stream = buffer  # type: ignore[attr-defined]
+    handler.setStream(buffer)
     monkeypatch.setattr(service_logging.time, "time", lambda: 1_700_000_000.25)
     yield buffer
     root.handlers[:], root.level = saved

@@ -4,13 +4,22 @@
 the JSON handler on the root logger (the served configuration), it writes the very line
 `JsonFormatter` would, without building a `LogRecord`; with any other handler or filter in the
 way (tests capturing logs, a custom configuration) it goes through `logging` as usual.
+
+Lines are not flushed one by one: a write per line costs more than the prediction itself under
+load, and a slow log sink would stall the event loop. `JsonHandler` writes into a 64 KiB buffer
+on its own descriptor for stdout (whatever `PYTHONUNBUFFERED` says) that a background thread
+flushes every `FLUSH_INTERVAL` seconds, and that is flushed before a fork and at exit. A process
+killed with SIGKILL may lose its last fraction of a second of lines.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
+import os
 import sys
+import threading
 import time
 from typing import Any
 
@@ -25,6 +34,9 @@ _LEVELS = {
 
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+FLUSH_INTERVAL = 0.2
+_NO_LOCK = contextlib.nullcontext()
+BUFFER_BYTES = 1 << 16
 
 
 class _Clock:
@@ -63,11 +75,84 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, option=_OPTIONS).decode()
 
 
+class JsonHandler(logging.StreamHandler[Any]):
+    """JSON lines to stdout through a buffer flushed by time, not by line."""
+
+    def __init__(self) -> None:
+        stream = _buffered_stdout()
+        super().__init__(stream)
+        self._own = stream is not sys.stdout
+        self.setFormatter(JsonFormatter())
+
+    def close(self) -> None:
+        """Flush, and close the descriptor this handler opened (never stdout itself)."""
+        with self.lock or _NO_LOCK:
+            stream = self.setStream(sys.stdout)
+            if stream is not None and self._own:
+                with contextlib.suppress(Exception):
+                    stream.close()
+            self._own = False
+        super().close()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+            with self.lock or _NO_LOCK:
+                self.stream.write(line)
+        except Exception:  # logging must never raise into the caller
+            self.handleError(record)
+
+
+def _buffered_stdout() -> Any:
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return sys.stdout  # captured (tests): write where stdout goes
+    return os.fdopen(os.dup(fd), "w", buffering=BUFFER_BYTES, encoding="utf-8")
+
+
+class _Flusher:
+    """One daemon thread per process flushing the current JSON handler every interval."""
+
+    handler: JsonHandler | None = None
+    thread: threading.Thread | None = None
+    pid = 0
+
+    @classmethod
+    def use(cls, handler: JsonHandler) -> None:
+        flush_logs()
+        cls.handler = handler
+        if cls.thread is None or cls.pid != os.getpid():
+            cls.pid = os.getpid()
+            cls.thread = threading.Thread(target=cls._run, name="log-flusher", daemon=True)
+            cls.thread.start()
+
+    @classmethod
+    def _run(cls) -> None:
+        while True:
+            time.sleep(FLUSH_INTERVAL)
+            flush_logs()
+
+
+def flush_logs() -> None:
+    """Write out buffered log lines (before a fork, at shutdown, and by the flusher thread)."""
+    handler = _Flusher.handler
+    if handler is not None:
+        with contextlib.suppress(Exception):
+            handler.flush()
+
+
+atexit.register(flush_logs)
+
+
 def configure_logging(level: str) -> None:
     """Route every logger (ours, uvicorn's, gunicorn's) through one JSON handler on stdout."""
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter())
+    handler = JsonHandler()
+    _Flusher.use(handler)
     root = logging.getLogger()
+    for old in root.handlers:
+        if isinstance(old, JsonHandler):
+            old.close()
     root.handlers[:] = [handler]
     root.setLevel(_LEVELS[level])
     for name in ("uvicorn", "uvicorn.error", "gunicorn", "gunicorn.error"):
@@ -101,12 +186,8 @@ def log_event(logger: logging.Logger, event: str, message: str, **fields: Any) -
         line = orjson.dumps(entry, option=_OPTIONS).decode() + handler.terminator
         with handler.lock or _NO_LOCK:
             handler.stream.write(line)
-            handler.stream.flush()
     except Exception:
         logger.info(message, extra={"event": event, "fields": fields})
-
-
-_NO_LOCK = contextlib.nullcontext()
 
 
 def _sole_json_handler(logger: logging.Logger) -> logging.StreamHandler[Any] | None:
@@ -122,7 +203,7 @@ def _sole_json_handler(logger: logging.Logger) -> logging.StreamHandler[Any] | N
                 return None
             handler = handlers[0]
             if (
-                type(handler) is logging.StreamHandler
+                type(handler) is JsonHandler
                 and type(handler.formatter) is JsonFormatter
                 and not handler.filters
                 and handler.level <= logging.INFO

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ml_service.config import METRICS_DIR_ENV, get_settings
-from ml_service.observability.logging import configure_logging
+from ml_service.observability.logging import configure_logging, flush_logs
 
 _settings = get_settings()
 configure_logging(_settings.log_level)
@@ -55,6 +55,15 @@ def on_starting(server: Any) -> None:  # noqa: ARG001 - gunicorn's hook signatur
             elif entry.is_dir():
                 shutil.rmtree(entry)
     directory.mkdir(parents=True, exist_ok=True)
+
+
+def pre_fork(server: Any, worker: Any) -> None:  # noqa: ARG001
+    # A buffered line must be written by the master, not once more by each child.
+    flush_logs()
+
+
+def worker_exit(server: Any, worker: Any) -> None:  # noqa: ARG001
+    flush_logs()
 
 
 def post_worker_init(worker: Any) -> None:  # noqa: ARG001
