@@ -668,6 +668,8 @@ def run_servers(
                     results.runs.append(run)
                     report(run)
         if "ml-service" in wanted:
+            rss = service.worker_rss_mb()
+            results.service["worker_rss_mb"] = round(rss, 1) if rss is not None else None
             print("bench: 10,000-row batches", flush=True)
             url = base_url(service)
             for name in ("original batch", "v2 batch"):
@@ -677,8 +679,11 @@ def run_servers(
                                   args.duration, client_cpu)  # fmt: skip
                     results.runs.append(run)
                     report(run)
+            # Up to 64 concurrent 10,000-row requests are parsed at once: the high-water mark.
             rss = service.worker_rss_mb()
-            results.service["worker_rss_mb"] = round(rss, 1) if rss is not None else None
+            results.service["worker_rss_after_batches_mb"] = (
+                round(rss, 1) if rss is not None else None
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
