@@ -45,7 +45,17 @@ class Prepared:
     `allowed` list takes only those values, whatever its bounds, as `Feature.accepts` does.
     """
 
-    __slots__ = ("allowed", "getter", "high", "low", "name_set", "names", "schema", "width")
+    __slots__ = (
+        "allowed",
+        "bounds",
+        "getter",
+        "high",
+        "low",
+        "name_set",
+        "names",
+        "schema",
+        "width",
+    )
 
     def __init__(self, schema: ModelSchema) -> None:
         self.schema = schema
@@ -67,6 +77,7 @@ class Prepared:
             high.append(min(hi, _LARGEST))
         self.low = np.asarray(low, dtype=np.float64)
         self.high = np.asarray(high, dtype=np.float64)
+        self.bounds = list(zip(low, high, strict=True))
         getter = operator.itemgetter(*self.names)
         self.getter: Callable[[Any], Any] = getter if self.width > 1 else lambda d: (getter(d),)
 
@@ -82,6 +93,24 @@ class Prepared:
             if not ok.all():
                 return False
         return True
+
+    def row(self, values: list[Any]) -> FloatArray | None:
+        """One row of F numbers as a checked (1, F) matrix, or None on any doubt.
+
+        The same checks as `matrix`, in plain Python: for one row, numpy's per-call overhead is
+        most of the cost. Values are compared as doubles, as the matrix path compares them.
+        """
+        try:
+            row = [float(v) for v in values]
+        except OverflowError:
+            return None
+        for value, (low, high) in zip(row, self.bounds, strict=True):
+            if not low <= value <= high:
+                return None
+        for j, allowed in self.allowed:
+            if row[j] not in allowed:
+                return None
+        return np.array([row], dtype=np.float64)
 
     def matrix(
         self, values: Any, columns: bool = False, shape: tuple[int, int] | None = None

@@ -60,7 +60,7 @@ def _fast(body: Any, schema: ModelSchema, max_rows: int) -> FloatArray | None:
         rows = instances
     if not numbers_only(chain.from_iterable(rows)):
         return None
-    return prep.matrix(rows)
+    return prep.row(list(rows[0])) if len(rows) == 1 else prep.matrix(rows)
 
 
 def parse_exact(body: Any, schema: ModelSchema, max_rows: int) -> FloatArray:

@@ -73,6 +73,8 @@ def _fast(body: Any, schema: ModelSchema, max_rows: int) -> FloatArray | None:
         return None
     rows = shape[0]
     if len(data) == rows * prep.width and numbers_only(data):
+        if rows == 1:
+            return prep.row(data)
         return prep.matrix(data, shape=(rows, prep.width))
     if (
         len(data) == rows

@@ -49,7 +49,7 @@ def _fast(body: Any, schema: ModelSchema, max_rows: int) -> FloatArray | None:
             if type(column) is not dict or len(column) != 1 or key not in column:
                 return None
             row.append(column[key])
-        return prep.matrix([row]) if numbers_only(row) else None
+        return prep.row(row) if numbers_only(row) else None
     columns: list[Any] = []
     if form is dict:
         order = list(first)
