@@ -34,7 +34,6 @@ def test_an_endpoint_without_the_sdk_names_the_extra_to_install() -> None:
         instrument(hello, settings)
 
 
-
 @pytest.mark.skipif(
     importlib.util.find_spec("opentelemetry.sdk") is not None, reason="the SDK is installed"
 )
