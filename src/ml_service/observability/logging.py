@@ -5,16 +5,19 @@ the JSON handler on the root logger (the served configuration), it writes the ve
 `JsonFormatter` would, without building a `LogRecord`; with any other handler or filter in the
 way (tests capturing logs, a custom configuration) it goes through `logging` as usual.
 
-Lines are not flushed one by one: a write per line costs more than the prediction itself under
-load, and a slow log sink would stall the event loop. `JsonHandler` writes into a 64 KiB buffer
-on its own descriptor for stdout (whatever `PYTHONUNBUFFERED` says) that a background thread
-flushes every `FLUSH_INTERVAL` seconds, and that is flushed before a fork and at exit. A process
-killed with SIGKILL may lose its last fraction of a second of lines.
+Lines are written behind, not one by one: a write per line costs more than the prediction
+itself under load, and a slow log sink (a busy disk behind the pipe) must not stall the event
+loop. `JsonHandler` queues lines in memory; a background thread writes them to its own
+descriptor for stdout every `FLUSH_INTERVAL` seconds, and they are written out before a fork and
+at exit. Only when more than `BACKLOG_BYTES` are waiting does a caller write them itself, so a
+sink that cannot keep up slows the service rather than growing its memory. A process killed with
+SIGKILL may lose its last fraction of a second of lines.
 """
 
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import logging
 import os
@@ -35,8 +38,7 @@ _LEVELS = {
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 FLUSH_INTERVAL = 0.2
-_NO_LOCK = contextlib.nullcontext()
-BUFFER_BYTES = 1 << 16
+BACKLOG_BYTES = 4 << 20
 
 
 class _Clock:
@@ -76,39 +78,78 @@ class JsonFormatter(logging.Formatter):
 
 
 class JsonHandler(logging.StreamHandler[Any]):
-    """JSON lines to stdout through a buffer flushed by time, not by line."""
+    """JSON lines to stdout, written behind by the flusher thread."""
 
     def __init__(self) -> None:
-        stream = _buffered_stdout()
-        super().__init__(stream)
-        self._own = stream is not sys.stdout
+        super().__init__(WriteBehind(sys.stdout))
         self.setFormatter(JsonFormatter())
 
     def close(self) -> None:
-        """Flush, and close the descriptor this handler opened (never stdout itself)."""
-        with self.lock or _NO_LOCK:
-            stream = self.setStream(sys.stdout)
-            if stream is not None and self._own:
-                with contextlib.suppress(Exception):
-                    stream.close()
-            self._own = False
+        """Write out what is queued and close this handler's descriptor (never stdout itself)."""
+        stream = self.setStream(sys.stdout)
+        if isinstance(stream, WriteBehind):
+            stream.close()
         super().close()
+
+    def flush(self) -> None:
+        # Without the handler's lock: records keep being queued while a write is under way.
+        self.stream.flush()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = self.format(record) + self.terminator
-            with self.lock or _NO_LOCK:
-                self.stream.write(line)
+            self.stream.write(self.format(record) + self.terminator)
         except Exception:  # logging must never raise into the caller
             self.handleError(record)
 
 
-def _buffered_stdout() -> Any:
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):
-        return sys.stdout  # captured (tests): write where stdout goes
-    return os.fdopen(os.dup(fd), "w", buffering=BUFFER_BYTES, encoding="utf-8")
+class WriteBehind:
+    """A text stream whose `write` only queues; `flush` does the writing, one call for all.
+
+    Thread-safe: `write` appends to a deque (atomic), `flush` holds its own lock. It writes to a
+    duplicate of the target's descriptor when it has one (so `PYTHONUNBUFFERED` and the target's
+    own buffer play no part), else to the target stream (captured output in tests).
+    """
+
+    def __init__(self, target: Any) -> None:
+        self._queue: collections.deque[str] = collections.deque()
+        self._queued = 0
+        self._lock = threading.Lock()
+        self._target = target
+        try:
+            self._fd: int | None = os.dup(target.fileno())
+        except (AttributeError, OSError, ValueError):
+            self._fd = None
+
+    def write(self, text: str) -> int:
+        self._queue.append(text)
+        self._queued += len(text)
+        if self._queued > BACKLOG_BYTES:
+            self.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            queue = self._queue
+            parts = [queue.popleft() for _ in range(len(queue))]
+            self._queued = 0
+            if not parts:
+                return
+            data = "".join(parts)
+            if self._fd is None:
+                self._target.write(data)
+                self._target.flush()
+                return
+            view = memoryview(data.encode("utf-8", "backslashreplace"))
+            while view:
+                view = view[os.write(self._fd, view) :]
+
+    def close(self) -> None:
+        self.flush()
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+                self._target = sys.stdout
 
 
 class _Flusher:
@@ -183,9 +224,7 @@ def log_event(logger: logging.Logger, event: str, message: str, **fields: Any) -
     if fields:
         entry.update(fields)
     try:
-        line = orjson.dumps(entry, option=_OPTIONS).decode() + handler.terminator
-        with handler.lock or _NO_LOCK:
-            handler.stream.write(line)
+        handler.stream.write(orjson.dumps(entry, option=_OPTIONS).decode() + handler.terminator)
     except Exception:
         logger.info(message, extra={"event": event, "fields": fields})
 
