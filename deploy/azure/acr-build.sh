@@ -16,18 +16,8 @@ root=$(cd "$here/../.." && pwd)
 # shellcheck source=deploy/azure/common.sh
 . "$here/common.sh"
 
-: "${AZURE_ACR_NAME:=mlserviceacr}"
 : "${AZURE_ACR_SKU:=Basic}"
-: "${IMAGE_NAME:=ml-service}"
-if [ -z "${IMAGE_TAG:-}" ]; then
-    IMAGE_TAG=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null) \
-        || die "IMAGE_TAG is not set and $root is not a git checkout"
-fi
-
-[[ "$AZURE_ACR_NAME" =~ ^[a-zA-Z0-9]{5,50}$ ]] \
-    || die "AZURE_ACR_NAME '$AZURE_ACR_NAME' must be 5-50 letters and digits"
-[[ "$IMAGE_TAG" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] \
-    || die "IMAGE_TAG '$IMAGE_TAG' is not a valid image tag"
+image_reference
 require_cli "$AZ"
 
 ensure_group

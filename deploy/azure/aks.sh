@@ -105,10 +105,7 @@ wait_for_address() {
 
 deploy() {
     local kubeconfig overlay address
-    if [ -z "${IMAGE_TAG:-}" ]; then
-        IMAGE_TAG=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null) \
-            || die "IMAGE_TAG is not set and $root is not a git checkout"
-    fi
+    image_reference
     require_cli "$AZ" "$KUBECTL"
 
     ensure_group

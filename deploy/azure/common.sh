@@ -67,6 +67,23 @@ az_lookup() {
 }
 
 # require_cli: stop early, with the fix, when a needed command is missing.
+# The image acr-build.sh pushes and aks.sh deploys: $AZURE_ACR_NAME.azurecr.io/$IMAGE_NAME:$IMAGE_TAG,
+# the tag defaulting to the checkout's commit. Sets the defaults; refuses names Azure would refuse.
+image_reference() {
+    : "${AZURE_ACR_NAME:=mlserviceacr}"
+    : "${IMAGE_NAME:=ml-service}"
+    if [ -z "${IMAGE_TAG:-}" ]; then
+        local repo
+        repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+        IMAGE_TAG=$(git -C "$repo" rev-parse --short=12 HEAD 2>/dev/null) \
+            || die "IMAGE_TAG is not set and $repo is not a git checkout"
+    fi
+    [[ "$AZURE_ACR_NAME" =~ ^[a-zA-Z0-9]{5,50}$ ]] \
+        || die "AZURE_ACR_NAME '$AZURE_ACR_NAME' must be 5-50 letters and digits"
+    [[ "$IMAGE_TAG" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] \
+        || die "IMAGE_TAG '$IMAGE_TAG' is not a valid image tag"
+}
+
 # Teardown scripts take one optional flag, --yes; without it they ask for a name to be typed.
 parse_yes_flag() {
     ASSUME_YES=false
