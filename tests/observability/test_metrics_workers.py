@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ml_service.observability.metrics import FLUSH_SECONDS
 from support.server import Server, running_server
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -76,6 +78,16 @@ def traffic(server: Server) -> str:
     with ThreadPoolExecutor(CLIENTS) as pool:
         statuses = [s for batch in pool.map(send, [REQUESTS // CLIENTS] * CLIENTS) for s in batch]
     assert statuses == [200] * REQUESTS
+    # Each worker writes its counts at least every FLUSH_SECONDS; wait for all of them, then
+    # check nothing more arrives (no double counting).
+    deadline = time.monotonic() + 10 * FLUSH_SECONDS + 5
+    while True:
+        text = httpx.get(server.url + "/metrics", timeout=10).text
+        if total(text, "ml_service_http_requests_total", route="/predict") >= REQUESTS:
+            break
+        assert time.monotonic() < deadline, "the workers' counts never all arrived"
+        time.sleep(FLUSH_SECONDS)
+    time.sleep(3 * FLUSH_SECONDS)
     return httpx.get(server.url + "/metrics", timeout=10).text
 
 

@@ -30,14 +30,13 @@ from ml_service.errors import (
     ServiceError,
     UnsupportedMediaType,
 )
-from ml_service.observability import metrics, tracing
+from ml_service.observability import tracing
 from ml_service.observability.logging import log_event
 
 log = logging.getLogger("ml_service.http")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _BINARY_HEADER = b"inference-header-content-length"
-_MAX_CACHED_LABELS = 1024
 
 
 class ClientGone(Exception):
@@ -51,8 +50,6 @@ class Front:
         self.state = ServiceState(settings)
         self.app: ASGIApp = build_app(self.state, self.handle_predict)
         self.max_body = settings.max_body_bytes
-        # Labelled metric children by (route, dialect, method, status): `labels()` is slow.
-        self._children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
         # Every request, the fast path included, passes the tracing middleware when it is on.
         self._entry: ASGIApp = tracing.instrument(self._dispatch, settings)
 
@@ -72,7 +69,7 @@ class Front:
             return
         status = 500
         template = ""
-        metrics.IN_FLIGHT.inc()
+        self.state.tally.in_flight += 1
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -94,7 +91,7 @@ class Front:
         except ClientGone:
             status = 499
         finally:
-            metrics.IN_FLIGHT.dec()
+            self.state.tally.in_flight -= 1
             self._record(scope, template, "", status, start, request_id)
 
     async def _predict_request(
@@ -108,7 +105,7 @@ class Front:
     ) -> None:
         """The hot path: one prediction request, its response carrying the request id."""
         status = 500
-        metrics.IN_FLIGHT.inc()
+        self.state.tally.in_flight += 1
         try:
             status = await self._answer(
                 scope, receive, send, route, request_id, (b"x-request-id", request_id.encode())
@@ -116,7 +113,7 @@ class Front:
         except ClientGone:
             status = 499
         finally:
-            metrics.IN_FLIGHT.dec()
+            self.state.tally.in_flight -= 1
             self._record(scope, route.template, route.dialect, status, start, request_id)
 
     def _record(
@@ -125,17 +122,7 @@ class Front:
         """Count, time and log one finished request."""
         elapsed = time.perf_counter() - start
         method: str = scope["method"]
-        key = (template, dialect, method, status)
-        children = self._children.get(key)
-        if children is None:
-            children = (
-                metrics.REQUESTS.labels(template, dialect, method, str(status)),
-                metrics.LATENCY.labels(template, dialect, str(status)),
-            )
-            if len(self._children) < _MAX_CACHED_LABELS:
-                self._children[key] = children
-        children[0].inc()
-        children[1].observe(elapsed)
+        self.state.tally.request(template, dialect, method, status, elapsed)
         path: str = scope["path"]
         log_event(
             log,

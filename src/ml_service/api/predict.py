@@ -14,7 +14,6 @@ from ml_service.api.jsonbody import parse_json
 from ml_service.api.responses import dumps
 from ml_service.api.state import Loaded, ServiceState
 from ml_service.model.schema import FloatArray
-from ml_service.observability import metrics
 from ml_service.observability.logging import log_event
 
 log = logging.getLogger("ml_service.predict")
@@ -56,7 +55,7 @@ async def predict(state: ServiceState, route: PredictRoute, body: bytes, request
         predictions = await anyio.to_thread.run_sync(loaded.predictor.predict, rows)
     else:
         predictions = loaded.predictor.predict(rows)
-    observe(loaded, route, rows, predictions, request_id)
+    observe(state, loaded, route, rows, predictions, request_id)
     response: dict[str, Any]
     if route.dialect == "original":
         response = original.render(predictions)
@@ -68,19 +67,16 @@ async def predict(state: ServiceState, route: PredictRoute, body: bytes, request
     return dumps(response)
 
 
-# The rows histogram's child per dialect (`labels()` costs more than the observation).
-_ROWS: dict[str, Any] = {}
-
-
 def observe(
-    loaded: Loaded, route: PredictRoute, rows: FloatArray, predictions: FloatArray, request_id: str
+    state: ServiceState,
+    loaded: Loaded,
+    route: PredictRoute,
+    rows: FloatArray,
+    predictions: FloatArray,
+    request_id: str,
 ) -> None:
     """Metrics, the input watch (training range, drift) and the prediction log line."""
-    rows_histogram = _ROWS.get(route.dialect)
-    if rows_histogram is None:
-        rows_histogram = _ROWS[route.dialect] = metrics.ROWS.labels(route.dialect)
-    rows_histogram.observe(len(rows))
-    metrics.observe_many(metrics.PREDICTED, predictions)
+    state.tally.prediction(route.dialect, predictions)
     if loaded.watch is not None:
         loaded.watch.observe(rows)
     if not log.isEnabledFor(logging.INFO):

@@ -47,7 +47,7 @@ def build_app(state: ServiceState, predict_handler: openapi_docs.Handler) -> Fas
         if state.loaded is not None:
             artifact = state.loaded.artifact
             metrics.MODEL_INFO.labels(artifact.name, artifact.version).set(1)
-        async with inputs.publishing(_watch(state)):
+        async with state.tally.flushing(), inputs.publishing(_watch(state)):
             yield
             state.draining = True
 
@@ -104,6 +104,7 @@ def build_app(state: ServiceState, predict_handler: openapi_docs.Handler) -> Fas
     @app.get("/metrics", tags=["probes"], summary="Prometheus metrics (text format)")
     async def metrics_endpoint() -> Response:
         watch = _watch(state)
+        state.tally.flush()
         body, content_type = metrics.render(watch.drift if watch else None)
         return Response(body, media_type=content_type)
 

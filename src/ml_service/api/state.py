@@ -12,6 +12,7 @@ from ml_service.errors import ArtifactError, NotReady
 from ml_service.model.artifact import ServingArtifact, load_serving
 from ml_service.model.schema import FloatArray
 from ml_service.observability.inputs import InputWatch
+from ml_service.observability.metrics import Tally
 from ml_service.predictor import Predictor
 
 log = logging.getLogger("ml_service")
@@ -34,6 +35,7 @@ class ServiceState:
     loaded: Loaded | None = None
     load_error: str | None = None
     draining: bool = False
+    tally: Tally = field(default_factory=Tally)
     _warm: bool = field(default=False, repr=False)
 
     def load(self) -> None:

@@ -9,8 +9,11 @@ describes every metric (a test keeps the two in step).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
-from collections.abc import Iterable, Iterator
+from bisect import bisect_left
+from collections.abc import AsyncIterator, Iterable, Iterator
 
 import numpy as np
 from prometheus_client import (
@@ -35,11 +38,14 @@ REQUESTS = Counter(
     "HTTP requests answered, by route template, dialect, method and status code.",
     ["route", "dialect", "method", "status"],
 )
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+ROWS_BUCKETS = (1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000, 100000)
+PREDICTED_BUCKETS = (5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 60)
 LATENCY = Histogram(
     "ml_service_http_request_duration_seconds",
     "Time from request start to the last response byte, by route template, dialect and status.",
     ["route", "dialect", "status"],
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    buckets=LATENCY_BUCKETS,
 )
 IN_FLIGHT = Gauge(
     "ml_service_http_requests_in_flight",
@@ -50,12 +56,12 @@ ROWS = Histogram(
     "ml_service_prediction_rows",
     "Rows per prediction request, by dialect.",
     ["dialect"],
-    buckets=(1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000, 100000),
+    buckets=ROWS_BUCKETS,
 )
 PREDICTED = Histogram(
     "ml_service_prediction_value",
     "Predicted values (the model's target unit).",
-    buckets=(5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 60),
+    buckets=PREDICTED_BUCKETS,
 )
 MODEL_INFO = Gauge(
     "ml_service_model_info",
@@ -77,18 +83,101 @@ DRIFT_WINDOW = Gauge(
 DRIFT_WINDOW_NAME = "ml_service_drift_window_values"
 
 
-def observe_many(histogram: Histogram, values: FloatArray) -> None:
-    """Add many observations at once (one bucket increment per bucket, not per value)."""
-    if len(values) <= 1:
-        if len(values):
-            histogram.observe(float(values[0]))
-        return
-    upper = np.asarray(histogram._upper_bounds, dtype=np.float64)
-    counts = np.bincount(np.searchsorted(upper, values, side="left"), minlength=len(upper))
-    for bucket, count in zip(histogram._buckets, counts.tolist(), strict=False):
-        if count:
-            bucket.inc(count)
-    histogram._sum.inc(float(values.sum()))
+FLUSH_SECONDS = 0.2
+
+
+class Tally:
+    """This worker's request metrics, added up in memory and written to Prometheus in one go.
+
+    In multi-process mode every write to a metric is a locked write into a memory-mapped file,
+    and a prediction request made nine of them. Requests add to plain lists here instead, on the
+    event loop's thread; `flush` writes the sums (every `FLUSH_SECONDS`, before `/metrics`
+    answers, and at shutdown). So `/metrics` is exact for the worker that answers it, and other
+    workers' requests appear in it within `FLUSH_SECONDS`.
+    """
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str, str, int], int] = {}
+        self.latency: dict[tuple[str, str, int], list[float]] = {}
+        self.rows: dict[str, list[float]] = {}
+        self.predicted = _slots(PREDICTED_BUCKETS)
+        self.in_flight = 0
+
+    def request(self, route: str, dialect: str, method: str, status: int, seconds: float) -> None:
+        key = (route, dialect, method, status)
+        self.requests[key] = self.requests.get(key, 0) + 1
+        slots = self.latency.get((route, dialect, status))
+        if slots is None:
+            slots = self.latency[(route, dialect, status)] = _slots(LATENCY_BUCKETS)
+        _add(slots, LATENCY_BUCKETS, seconds)
+
+    def prediction(self, dialect: str, predictions: FloatArray) -> None:
+        slots = self.rows.get(dialect)
+        if slots is None:
+            slots = self.rows[dialect] = _slots(ROWS_BUCKETS)
+        _add(slots, ROWS_BUCKETS, len(predictions))
+        if len(predictions) == 1:
+            _add(self.predicted, PREDICTED_BUCKETS, float(predictions[0]))
+        elif len(predictions):
+            counts = np.bincount(
+                np.searchsorted(PREDICTED_BUCKETS, predictions, side="left"),
+                minlength=len(PREDICTED_BUCKETS) + 1,
+            )
+            for i, count in enumerate(counts.tolist()):
+                self.predicted[i] += count
+            self.predicted[-1] += float(predictions.sum())
+
+    def flush(self) -> None:
+        """Write everything counted since the last flush."""
+        for (route, dialect, method, status), count in self.requests.items():
+            REQUESTS.labels(route, dialect, method, str(status)).inc(count)
+        self.requests.clear()
+        for (route, dialect, status), slots in self.latency.items():
+            _write(LATENCY.labels(route, dialect, str(status)), slots)
+        for dialect, slots in self.rows.items():
+            _write(ROWS.labels(dialect), slots)
+        _write(PREDICTED, self.predicted)
+        IN_FLIGHT.set(self.in_flight)
+
+    @contextlib.asynccontextmanager
+    async def flushing(self) -> AsyncIterator[None]:
+        """Flush every `FLUSH_SECONDS` for the duration of the block, and once at its end."""
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(FLUSH_SECONDS)
+                self.flush()
+
+        task = asyncio.create_task(loop())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            self.flush()
+
+
+def _slots(buckets: tuple[float, ...]) -> list[float]:
+    """Counts per bucket (the last one +Inf), then the sum of the observed values."""
+    return [0.0] * (len(buckets) + 2)
+
+
+def _add(slots: list[float], buckets: tuple[float, ...], value: float) -> None:
+    slots[bisect_left(buckets, value)] += 1
+    slots[-1] += value
+
+
+def _write(histogram: Histogram, slots: list[float]) -> None:
+    """Add counted observations to a histogram child (prometheus_client has no bulk observe)."""
+    buckets = histogram._buckets
+    for i in range(len(buckets)):
+        if slots[i]:
+            buckets[i].inc(slots[i])
+            slots[i] = 0.0
+    if slots[-1]:
+        histogram._sum.inc(slots[-1])
+        slots[-1] = 0.0
 
 
 def multiprocess_mode() -> bool:
