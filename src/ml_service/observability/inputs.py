@@ -7,7 +7,6 @@ counters are touched only when something is outside), and one drift window updat
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -55,23 +54,11 @@ class InputWatch:
         return self.drift.status(metrics.window_counts(self.drift))
 
 
-async def publish_periodically(watch: InputWatch) -> None:
-    """Publish the drift window every `PUBLISH_SECONDS` until cancelled."""
-    while True:
-        watch.publish()
-        await asyncio.sleep(PUBLISH_SECONDS)
-
-
 @contextlib.asynccontextmanager
 async def publishing(watch: InputWatch | None) -> AsyncIterator[None]:
-    """Run `publish_periodically` for the duration of the block (the app's lifespan)."""
+    """Publish the drift window every `PUBLISH_SECONDS` for the duration of the block."""
     if watch is None:
         yield
         return
-    task = asyncio.create_task(publish_periodically(watch))
-    try:
+    async with metrics.every(PUBLISH_SECONDS, watch.publish):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

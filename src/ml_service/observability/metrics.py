@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import os
 from bisect import bisect_left
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 
 import numpy as np
 from prometheus_client import (
@@ -139,23 +139,28 @@ class Tally:
         _write(PREDICTED, self.predicted)
         IN_FLIGHT.set(self.in_flight)
 
-    @contextlib.asynccontextmanager
-    async def flushing(self) -> AsyncIterator[None]:
+    def flushing(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Flush every `FLUSH_SECONDS` for the duration of the block, and once at its end."""
+        return every(FLUSH_SECONDS, self.flush)
 
-        async def loop() -> None:
-            while True:
-                await asyncio.sleep(FLUSH_SECONDS)
-                self.flush()
 
-        task = asyncio.create_task(loop())
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            self.flush()
+@contextlib.asynccontextmanager
+async def every(seconds: float, action: Callable[[], None]) -> AsyncIterator[None]:
+    """Run `action` on the event loop every `seconds` while the block runs, and once at its end."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            action()
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        action()
 
 
 def _slots(buckets: tuple[float, ...]) -> list[float]:
