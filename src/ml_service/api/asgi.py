@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ml_service.api.predict import KSERVE_V1, ORIGINAL, V2, V2_VERSIONED, PredictRoute, predict
 from ml_service.api.responses import JSON_TYPE, error_response
 from ml_service.api.routes import build_app
-from ml_service.api.state import ServiceState
+from ml_service.api.state import ServiceState, check_model
 from ml_service.config import Settings, get_settings
 from ml_service.errors import (
     MethodNotAllowed,
@@ -155,15 +155,10 @@ class Front:
             return None, None
         loaded = self.state.loaded
         if model is not None and loaded is not None:
-            artifact = loaded.artifact
-            if model != artifact.name:
-                return None, NotFound(
-                    f"no model named {model!r}; this server serves {artifact.name!r}"
-                )
-            if version is not None and version != artifact.version:
-                return None, NotFound(
-                    f"model {model!r} has no version {version!r}; it serves {artifact.version!r}"
-                )
+            try:
+                check_model(loaded.artifact, model, version)
+            except NotFound as exc:
+                return None, exc
         if scope["method"] != "POST":
             return None, MethodNotAllowed(["POST"])
         return route, None
@@ -191,12 +186,7 @@ class Front:
             body = await _read_body(receive, headers, self.max_body)
             payload = await predict(self.state, route, body, request_id)
         except ServiceError as exc:
-            status, extra, error_body = error_response(exc)
-            response_headers = [(k.lower().encode(), v.encode()) for k, v in extra.items()]
-            if id_header is not None:
-                response_headers.append(id_header)
-            await _send_json(send, status, error_body, response_headers)
-            return status
+            return await _send_error(send, exc, id_header)
         await _send_json(send, 200, payload, [id_header] if id_header is not None else None)
         return 200
 
@@ -277,10 +267,16 @@ async def _send_json(
     await send({"type": "http.response.body", "body": body})
 
 
-async def _send_error(send: Send, exc: ServiceError) -> None:
+async def _send_error(
+    send: Send, exc: ServiceError, id_header: tuple[bytes, bytes] | None = None
+) -> int:
+    """Send the error's JSON body with its headers (and `id_header`); return its status."""
     status, extra, body = error_response(exc)
     headers = [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+    if id_header is not None:
+        headers.append(id_header)
     await _send_json(send, status, body, headers)
+    return status
 
 
 def create_app(settings: Settings | None = None) -> Front:

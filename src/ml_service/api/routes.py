@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ml_service import __version__
 from ml_service.api import openapi_docs, page
 from ml_service.api.responses import error_response
-from ml_service.api.state import ServiceState
+from ml_service.api.state import ServiceState, check_model
 from ml_service.errors import (
     InvalidInput,
     MethodNotAllowed,
@@ -65,14 +65,8 @@ def build_app(state: ServiceState, predict_handler: openapi_docs.Handler) -> Fas
     install_error_handlers(app)
 
     def model(name: str, version: str | None = None) -> Any:
-        loaded = state.require()
-        artifact = loaded.artifact
-        if name != artifact.name:
-            raise NotFound(f"no model named {name!r}; this server serves {artifact.name!r}")
-        if version is not None and version != artifact.version:
-            raise NotFound(
-                f"model {name!r} has no version {version!r}; it serves {artifact.version!r}"
-            )
+        artifact = state.require().artifact
+        check_model(artifact, name, version)
         return artifact
 
     @app.get("/", response_class=HTMLResponse, tags=["page"], summary="Prediction web page")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ml_service.config import Settings
-from ml_service.errors import ArtifactError, NotReady
+from ml_service.errors import ArtifactError, NotFound, NotReady
 from ml_service.model.artifact import ServingArtifact, load_serving
 from ml_service.model.schema import FloatArray
 from ml_service.observability.inputs import InputWatch
@@ -85,3 +85,11 @@ def warmup_rows(artifact: ServingArtifact) -> FloatArray:
     else:
         row = [f.train_min if f.train_min is not None else 0.0 for f in schema.features]
     return np.asarray([row], dtype=np.float64)
+
+
+def check_model(artifact: ServingArtifact, name: str, version: str | None = None) -> None:
+    """404 unless `name` (and `version`, when given) name the served model."""
+    if name != artifact.name:
+        raise NotFound(f"no model named {name!r}; this server serves {artifact.name!r}")
+    if version is not None and version != artifact.version:
+        raise NotFound(f"model {name!r} has no version {version!r}; it serves {artifact.version!r}")
