@@ -4,7 +4,10 @@ orjson reads the body; it already refuses NaN/Infinity literals, a byte-order ma
 surrogates and invalid UTF-8. Two rules it does not enforce are checked after it: nesting depth
 and duplicate keys. Duplicates are found by counting: without escapes, every `"` in the raw body
 delimits a string, so the body holds exactly two quotes per object key and per string value of
-the parsed tree, and any member orjson dropped as a duplicate shows as a difference. Bodies with
+the parsed tree, and any member orjson dropped as a duplicate shows as a difference. A small body
+is counted by writing the parsed tree back (orjson writes two quotes per string, and with no
+backslash in the body no string holds a quote) after counting its brackets, which bound its
+depth; larger ones are walked once (`_scan`). Bodies with
 escapes, nesting beyond the limit, or any doubt go through the exact reader (the standard library
 with hooks), which also gives the precise message: both paths return the same value or raise the
 same error. One difference is kept on purpose: orjson reads an integer beyond 64 bits (below
@@ -21,6 +24,8 @@ import orjson
 from ml_service.errors import MalformedJSON
 
 MAX_DEPTH = 32
+# Up to this size, writing the parsed value back is cheaper than walking it.
+_REWRITE_BYTES = 4096
 _BOM = b"\xef\xbb\xbf"
 _SCALARS = frozenset({int, float, bool, type(None)})
 
@@ -35,8 +40,15 @@ def parse_json(raw: bytes) -> Any:
         return _parse_exact(raw)
     if b"\\" in raw:
         return _parse_exact(raw)
+    quotes = raw.count(b'"')
+    if len(raw) <= _REWRITE_BYTES and raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH:
+        try:
+            rewritten = orjson.dumps(value)
+        except orjson.JSONEncodeError:
+            return _parse_exact(raw)
+        return value if rewritten.count(b'"') == quotes else _parse_exact(raw)
     strings, depth = _scan(value)
-    if depth > MAX_DEPTH or raw.count(b'"') != 2 * strings:
+    if depth > MAX_DEPTH or quotes != 2 * strings:
         return _parse_exact(raw)
     return value
 

@@ -99,6 +99,8 @@ def build_app(state: ServiceState, predict_handler: openapi_docs.Handler) -> Fas
     async def metrics_endpoint() -> Response:
         watch = _watch(state)
         state.tally.flush()
+        if watch is not None:
+            watch.settle()
         body, content_type = metrics.render(watch.drift if watch else None)
         return Response(body, media_type=content_type)
 
