@@ -59,6 +59,7 @@ class Run:
     errors: int
     requests: int
     ratio_to_floor: float | None = None
+    rounds_per_s: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -281,19 +282,13 @@ def wrk(
     raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout[-500:]} {done.stderr[-500:]}")
 
 
-def measure(
-    server: str,
-    kind: Kind,
-    base: str,
-    body_file: Path,
-    connections: int,
-    seconds: float,
-    cpu: int | None,
-) -> Run:
-    s = wrk(base + kind.path, body_file, connections, seconds, cpu)
-    elapsed = s["duration_us"] / 1e6
-    errors = s["connect"] + s["read"] + s["write"] + s["status"] + s["timeout"]
-    rate = s["requests"] / elapsed
+def combine(server: str, kind: Kind, connections: int, summaries: list[dict[str, Any]]) -> Run:
+    """One table row from one or more rounds: the median of each figure, errors summed."""
+    rates = [s["requests"] / (s["duration_us"] / 1e6) for s in summaries]
+    rate = statistics.median(rates)
+    errors = sum(
+        s["connect"] + s["read"] + s["write"] + s["status"] + s["timeout"] for s in summaries
+    )
     return Run(
         server,
         kind.name,
@@ -301,10 +296,11 @@ def measure(
         connections,
         round(rate, 1),
         round(rate * kind.rows, 1),
-        round(s["p50_us"] / 1000, 3),
-        round(s["p99_us"] / 1000, 3),
+        round(statistics.median(s["p50_us"] for s in summaries) / 1000, 3),
+        round(statistics.median(s["p99_us"] for s in summaries) / 1000, 3),
         errors,
-        s["requests"],
+        sum(s["requests"] for s in summaries),
+        rounds_per_s=[round(r, 1) for r in rates],
     )
 
 
@@ -456,12 +452,22 @@ def report(run: Run) -> None:
     )
 
 
+def ratio(run: Run, base: Run) -> float | None:
+    """`run`'s requests/s over `base`'s: the median of the ratios of runs made in the same round
+    when both have the same rounds, else the ratio of the medians."""
+    pairs = list(zip(run.rounds_per_s, base.rounds_per_s, strict=False))
+    if len(run.rounds_per_s) == len(base.rounds_per_s) and all(b > 0 for _, b in pairs):
+        return statistics.median(a / b for a, b in pairs) if pairs else None
+    return run.requests_per_s / base.requests_per_s if base.requests_per_s else None
+
+
 def evaluate(results: Results) -> None:
     """Ratios to the floor, and each target of docs/performance.md met or not."""
-    floor = {r.connections: r.requests_per_s for r in results.runs if r.server == "floor"}
+    floor = {r.connections: r for r in results.runs if r.server == "floor"}
     for run in results.runs:
-        if floor.get(run.connections):
-            run.ratio_to_floor = round(run.requests_per_s / floor[run.connections], 3)
+        if run.connections in floor:
+            share = ratio(run, floor[run.connections])
+            run.ratio_to_floor = round(share, 3) if share is not None else None
 
     def find(server: str, request: str, connections: int) -> Run | None:
         return next(
@@ -486,11 +492,7 @@ def evaluate(results: Results) -> None:
     )
     for dialect in ("v1", "v2"):
         other = find("ml-service", dialect, 64)
-        share = (
-            other.requests_per_s / predict64.requests_per_s
-            if other and predict64 and predict64.requests_per_s
-            else None
-        )
+        share = ratio(other, predict64) if other and predict64 else None
         target(
             f"single-row {dialect} at 64 connections, share of /predict",
             round(share, 3) if share is not None else None,
@@ -527,8 +529,9 @@ def markdown(results: Results) -> str:
         f"at start {', '.join(f'{x:.2f}' for x in results.machine['load_average'])}. "
         f"Server pinned to core {results.settings['server_cpu']}, wrk to core "
         f"{results.settings['client_cpu']}; one worker per server; "
-        f"{results.settings['duration']} s per run. Every server: gunicorn + uvicorn worker "
-        "(uvloop, httptools).",
+        f"{results.settings['duration']} s per run; single-row figures are medians of "
+        f"{results.settings['rounds']} rounds alternating the servers (ratios: the median of "
+        "each round's ratio). Every server: gunicorn + uvicorn worker (uvloop, httptools).",
         "",
         "| server | request | rows | conns | requests/s | rows/s | p50 ms | p99 ms | errors "
         "| ratio to floor |",
@@ -568,7 +571,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     parser.add_argument("--name", default="latest", help="results file stem")
     parser.add_argument("--logs", type=Path, default=ROOT / "reports" / "bench")
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per wrk run")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="single-row runs per server and connection count, servers alternating",
+    )
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument(
         "--connections", type=lambda s: [int(c) for c in s.split(",")], default=[1, 8, 64]
@@ -602,6 +611,31 @@ def cold_starts(args: argparse.Namespace, command: list[str], tmp: Path, results
     if starts:
         results.service["cold_start_s"] = round(statistics.median(starts), 3)
         results.service["cold_start_all_s"] = [round(s, 3) for s in starts]
+
+
+def single_row_runs(
+    args: argparse.Namespace,
+    plan: list[tuple[Server, list[str]]],
+    kinds: dict[str, Kind],
+    files: dict[str, Path],
+    client_cpu: int | None,
+    results: Results,
+) -> None:
+    """Every server's single-row kinds at each connection count, in alternating rounds, so each
+    round's ratios compare runs made seconds apart."""
+    print("bench: single-row requests", flush=True)
+    for connections in args.connections:
+        summaries: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for _ in range(args.rounds):
+            for server, names in plan:
+                for name in names:
+                    url = base_url(server) + kinds[name].path
+                    summary = wrk(url, files[name], connections, args.duration, client_cpu)
+                    summaries.setdefault((server.name, name), []).append(summary)
+        for (server_name, name), rounds in summaries.items():
+            run = combine(server_name, kinds[name], connections, rounds)
+            results.runs.append(run)
+            report(run)
 
 
 def run_servers(
@@ -659,14 +693,7 @@ def run_servers(
                 for name in names:
                     check_answer(server.name, kinds[name], url, expected["one"], results)
             wrk(url + kinds[names[0]].path, files[names[0]], 8, args.warmup, client_cpu)
-        print("bench: single-row requests", flush=True)
-        for connections in args.connections:
-            for server, names in plan:
-                for name in names:
-                    run = measure(server.name, kinds[name], base_url(server), files[name],
-                                  connections, args.duration, client_cpu)  # fmt: skip
-                    results.runs.append(run)
-                    report(run)
+        single_row_runs(args, plan, kinds, files, client_cpu, results)
         if "ml-service" in wanted:
             rss = service.worker_rss_mb()
             results.service["worker_rss_mb"] = round(rss, 1) if rss is not None else None
@@ -675,8 +702,9 @@ def run_servers(
             for name in ("original batch", "v2 batch"):
                 check_answer("ml-service", kinds[name], url, expected["batch"], results)
                 for connections in args.connections:
-                    run = measure("ml-service", kinds[name], url, files[name], connections,
+                    summary = wrk(url + kinds[name].path, files[name], connections,
                                   args.duration, client_cpu)  # fmt: skip
+                    run = combine("ml-service", kinds[name], connections, [summary])
                     results.runs.append(run)
                     report(run)
             # Up to 64 concurrent 10,000-row requests are parsed at once: the high-water mark.
@@ -704,6 +732,7 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, {client_cpu})
     settings = {
         "duration": args.duration,
+        "rounds": args.rounds,
         "connections": args.connections,
         "server_cpu": server_cpu,
         "client_cpu": client_cpu,

@@ -51,7 +51,7 @@ class Settings(BaseSettings):
         description="Worker processes (default: one per CPU core).",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
-        "info", description="Lowest level logged; `info` logs every request and prediction."
+        "info", description="Lowest level logged; `info` logs every request, predictions in detail."
     )
     max_body_bytes: int = Field(
         1_048_576,

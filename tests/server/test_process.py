@@ -11,6 +11,8 @@ import httpx
 import pytest
 from tests.support.server import running_server
 
+from ml_service.model.artifact import load_serving
+
 pytestmark = pytest.mark.server
 JSON = {"content-type": "application/json"}
 
@@ -28,14 +30,17 @@ def test_serves_the_sample_and_logs_json_lines(
         assert server.stop() == 0
     lines = [json.loads(line) for line in server.logs().splitlines() if line.startswith("{")]
     assert len(lines) == len(server.logs().splitlines()), "every log line is JSON"
-    request = [e for e in lines if e.get("event") == "request" and e["request_id"] == "trace-1"]
-    prediction = [e for e in lines if e.get("event") == "prediction"]
-    assert request[0]["status"] == 200
-    assert request[0]["path"] == "/predict"
-    assert request[0]["latency_ms"] > 0
-    assert prediction[0]["request_id"] == "trace-1"
-    assert prediction[0]["rows"] == 1
-    assert prediction[0]["outputs"] == response.json()["prediction"]
+    # One line per request; a prediction's line also says what was predicted from what.
+    (request,) = [e for e in lines if e.get("event") == "request" and e["request_id"] == "trace-1"]
+    assert request["status"] == 200
+    assert request["path"] == "/predict"
+    assert request["latency_ms"] > 0
+    assert request["model"] == "housing"
+    assert request["dialect"] == "original"
+    assert request["rows"] == 1
+    names = load_serving(model_dir).schema.names
+    assert request["inputs"] == [[sample[name]["0"] for name in names]]
+    assert request["outputs"] == response.json()["prediction"]
 
 
 def test_without_a_model_it_lives_but_is_never_ready(tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ to the FastAPI app from `ml_service.api.routes`.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
+from random import getrandbits
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,8 +35,14 @@ from ml_service.observability.logging import log_event
 
 log = logging.getLogger("ml_service.http")
 
+# The version (4) and variant (RFC 4122) bits of a UUID4, as `uuid.UUID(version=4)` sets them.
+_UUID4_CLEAR = ~((0xF << 76) | (0xC << 60)) & ((1 << 128) - 1)
+_UUID4_SET = (0x4 << 76) | (0x8 << 60)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _BINARY_HEADER = b"inference-header-content-length"
+# Where a prediction's log details wait in the request scope's state on the framework path.
+_DETAILS = "ml_service.prediction"
+_NO_DETAILS: dict[str, Any] = {}
 
 
 class ClientGone(Exception):
@@ -62,11 +68,12 @@ class Front:
             return
         start = time.perf_counter()
         request_id = _request_id(scope)
-        scope.setdefault("state", {})["request_id"] = request_id
         route, error = self.match(scope)
         if route is not None:
             await self._predict_request(scope, receive, send, route, request_id, start)
             return
+        request_state = scope.setdefault("state", {})
+        request_state["request_id"] = request_id
         status = 500
         template = ""
         self.state.tally.in_flight += 1
@@ -92,7 +99,9 @@ class Front:
             status = 499
         finally:
             self.state.tally.in_flight -= 1
-            self._record(scope, template, "", status, start, request_id)
+            self._record(
+                scope, template, "", status, start, request_id, request_state.get(_DETAILS)
+            )
 
     async def _predict_request(
         self,
@@ -105,21 +114,30 @@ class Front:
     ) -> None:
         """The hot path: one prediction request, its response carrying the request id."""
         status = 500
-        self.state.tally.in_flight += 1
+        details: dict[str, Any] | None = None
+        tally = self.state.tally
+        tally.in_flight += 1
         try:
-            status = await self._answer(
-                scope, receive, send, route, request_id, (b"x-request-id", request_id.encode())
+            status, details = await self._answer(
+                scope, receive, send, route, (b"x-request-id", request_id.encode())
             )
         except ClientGone:
             status = 499
         finally:
-            self.state.tally.in_flight -= 1
-            self._record(scope, route.template, route.dialect, status, start, request_id)
+            tally.in_flight -= 1
+            self._record(scope, route.template, route.dialect, status, start, request_id, details)
 
     def _record(
-        self, scope: Scope, template: str, dialect: str, status: int, start: float, request_id: str
+        self,
+        scope: Scope,
+        template: str,
+        dialect: str,
+        status: int,
+        start: float,
+        request_id: str,
+        details: dict[str, Any] | None,
     ) -> None:
-        """Count, time and log one finished request."""
+        """Count, time and log one finished request (with its prediction's `details`)."""
         elapsed = time.perf_counter() - start
         method: str = scope["method"]
         self.state.tally.request(template, dialect, method, status, elapsed)
@@ -133,6 +151,7 @@ class Front:
             status=status,
             latency_ms=round(elapsed * 1000, 3),
             request_id=request_id,
+            **(details or _NO_DETAILS),
         )
 
     def match(self, scope: Scope) -> tuple[PredictRoute | None, ServiceError | None]:
@@ -167,7 +186,8 @@ class Front:
         self, scope: Scope, receive: Receive, send: Send, route: PredictRoute
     ) -> None:
         """Content type, size, then the shared prediction path; errors become JSON bodies."""
-        await self._answer(scope, receive, send, route, scope["state"]["request_id"], None)
+        _, details = await self._answer(scope, receive, send, route, None)
+        scope["state"][_DETAILS] = details
 
     async def _answer(
         self,
@@ -175,20 +195,21 @@ class Front:
         receive: Receive,
         send: Send,
         route: PredictRoute,
-        request_id: str,
         id_header: tuple[bytes, bytes] | None,
-    ) -> int:
+    ) -> tuple[int, dict[str, Any] | None]:
         """Answer one prediction request; `id_header` is appended to the response's headers.
-        Returns the status sent."""
+        Returns the status sent and the prediction's details for the log line."""
         try:
             headers = _headers(scope)
             _check_content_type(headers)
             body = await _read_body(receive, headers, self.max_body)
-            payload = await predict(self.state, route, body, request_id)
+            payload, details = await predict(
+                self.state, route, body, log.isEnabledFor(logging.INFO)
+            )
         except ServiceError as exc:
-            return await _send_error(send, exc, id_header)
+            return await _send_error(send, exc, id_header), None
         await _send_json(send, 200, payload, [id_header] if id_header is not None else None)
-        return 200
+        return 200, details
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:
@@ -206,11 +227,12 @@ def _request_id(scope: Scope) -> str:
 
 
 def _new_request_id() -> str:
-    """A random UUID4 as 32 hex digits (what `uuid.uuid4().hex` gives, in a fraction of it)."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    return raw.hex()
+    """A random UUID4 as 32 hex digits, like `uuid.uuid4().hex` at a fraction of its cost.
+
+    Request ids must be unique, not secret: the `random` module's generator (reseeded in every
+    forked worker) gives the bits without a system call per request.
+    """
+    return f"{getrandbits(128) & _UUID4_CLEAR | _UUID4_SET:032x}"
 
 
 def _check_content_type(headers: dict[bytes, bytes]) -> None:
@@ -232,9 +254,8 @@ def _check_content_type(headers: dict[bytes, bytes]) -> None:
 async def _read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
     """The whole body, refusing (without reading on) as soon as it is over `limit` bytes."""
     declared = headers.get(b"content-length")
-    too_large = PayloadTooLarge(f"body is larger than the limit of {limit} bytes")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
+        raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -244,10 +265,17 @@ async def _read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) 
         chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise too_large
-        chunks.append(chunk)
+            raise _too_large(limit)
         if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            if not chunks:
+                return chunk
+            chunks.append(chunk)
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"body is larger than the limit of {limit} bytes")
 
 
 async def _send_json(

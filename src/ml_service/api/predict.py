@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,9 +13,6 @@ from ml_service.api.jsonbody import parse_json
 from ml_service.api.responses import dumps
 from ml_service.api.state import Loaded, ServiceState
 from ml_service.model.schema import FloatArray
-from ml_service.observability.logging import log_event
-
-log = logging.getLogger("ml_service.predict")
 
 # Larger batches run in a thread so the event loop keeps serving other requests meanwhile.
 THREAD_ROWS = 2000
@@ -38,8 +34,11 @@ V2 = PredictRoute("v2", "/v2/models/{name}/infer")
 V2_VERSIONED = PredictRoute("v2", "/v2/models/{name}/versions/{version}/infer")
 
 
-async def predict(state: ServiceState, route: PredictRoute, body: bytes, request_id: str) -> bytes:
-    """The JSON response body for one prediction request (raises `ServiceError` otherwise)."""
+async def predict(
+    state: ServiceState, route: PredictRoute, body: bytes, details: bool
+) -> tuple[bytes, dict[str, Any] | None]:
+    """The JSON response body for one prediction request (raises `ServiceError` otherwise), and
+    with `details` what the request's log line says about the prediction."""
     loaded = state.require()
     value = parse_json(body)
     schema = loaded.artifact.schema
@@ -55,7 +54,7 @@ async def predict(state: ServiceState, route: PredictRoute, body: bytes, request
         predictions = await anyio.to_thread.run_sync(loaded.predictor.predict, rows)
     else:
         predictions = loaded.predictor.predict(rows)
-    observe(state, loaded, route, rows, predictions, request_id)
+    fields = observe(state, loaded, route, rows, predictions, details)
     response: dict[str, Any]
     if route.dialect == "original":
         response = original.render(predictions)
@@ -64,7 +63,7 @@ async def predict(state: ServiceState, route: PredictRoute, body: bytes, request
     else:
         artifact = loaded.artifact
         response = open_inference.render(predictions, artifact.name, artifact.version, request_ref)
-    return dumps(response)
+    return dumps(response), fields
 
 
 def observe(
@@ -73,25 +72,30 @@ def observe(
     route: PredictRoute,
     rows: FloatArray,
     predictions: FloatArray,
-    request_id: str,
-) -> None:
-    """Metrics, the input watch (training range, drift) and the prediction log line."""
+    details: bool,
+) -> dict[str, Any] | None:
+    """Metrics and the input watch (training range, drift); with `details`, returns the
+    prediction's log fields."""
     state.tally.prediction(route.dialect, predictions)
     if loaded.watch is not None:
         loaded.watch.observe(rows)
-    if not log.isEnabledFor(logging.INFO):
-        return
-    fields: dict[str, Any] = {
-        "request_id": request_id,
-        "model": loaded.artifact.name,
-        "model_version": loaded.artifact.version,
+    if not details:
+        return None
+    artifact = loaded.artifact
+    if len(rows) <= LOG_ROWS:
+        return {
+            "model": artifact.name,
+            "model_version": artifact.version,
+            "dialect": route.dialect,
+            "rows": len(rows),
+            "inputs": rows,
+            "outputs": predictions,
+        }
+    return {
+        "model": artifact.name,
+        "model_version": artifact.version,
         "dialect": route.dialect,
         "rows": len(rows),
+        "inputs_sha256": hashlib.sha256(rows.tobytes()).hexdigest(),
+        "outputs_mean": float(predictions.mean()),
     }
-    if len(rows) <= LOG_ROWS:
-        fields["inputs"] = rows
-        fields["outputs"] = predictions
-    else:
-        fields["inputs_sha256"] = hashlib.sha256(rows.tobytes()).hexdigest()
-        fields["outputs_mean"] = float(predictions.mean())
-    log_event(log, "prediction", "prediction", **fields)

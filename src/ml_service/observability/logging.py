@@ -1,6 +1,6 @@
 """JSON-lines logging to stdout, the format App Service and Kubernetes log streams collect.
 
-`log_event` runs twice per prediction request, so when the logger's records would reach only
+`log_event` runs for every request, so when the logger's records would reach only
 the JSON handler on the root logger (the served configuration), it writes the very line
 `JsonFormatter` would, without building a `LogRecord`; with any other handler or filter in the
 way (tests capturing logs, a custom configuration) it goes through `logging` as usual.
@@ -37,15 +37,19 @@ _LEVELS = {
 
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+_LINE_OPTIONS = _OPTIONS | orjson.OPT_APPEND_NEWLINE
 FLUSH_INTERVAL = 0.2
 BACKLOG_BYTES = 4 << 20
 
 
 class _Clock:
-    """UTC timestamps as logged, the formatted second cached (one strftime per second)."""
+    """UTC timestamps as logged: the formatted second cached, and the last stamp reused within
+    its millisecond."""
 
     second = -1
     prefix = ""
+    milli = -1
+    last = ""
 
     @classmethod
     def stamp(cls, created: float, msecs: float) -> str:
@@ -54,6 +58,16 @@ class _Clock:
             cls.prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             cls.second = second
         return f"{cls.prefix}.{int(msecs):03d}Z"
+
+    @classmethod
+    def now(cls) -> str:
+        """The stamp of the current time (what a `LogRecord` made now would carry)."""
+        created = time.time()
+        milli = int(created * 1000)
+        if milli != cls.milli:
+            cls.milli = milli
+            cls.last = cls.stamp(created, (created - int(created)) * 1000)
+        return cls.last
 
 
 class JsonFormatter(logging.Formatter):
@@ -111,7 +125,7 @@ class WriteBehind:
     """
 
     def __init__(self, target: Any) -> None:
-        self._queue: collections.deque[str] = collections.deque()
+        self._queue: collections.deque[bytes] = collections.deque()
         self._queued = 0
         self._lock = threading.Lock()
         self._target = target
@@ -121,11 +135,15 @@ class WriteBehind:
             self._fd = None
 
     def write(self, text: str) -> int:
-        self._queue.append(text)
-        self._queued += len(text)
+        self.write_line(text.encode("utf-8", "backslashreplace"))
+        return len(text)
+
+    def write_line(self, data: bytes) -> None:
+        """Queue already encoded text (the direct log line's path)."""
+        self._queue.append(data)
+        self._queued += len(data)
         if self._queued > BACKLOG_BYTES:
             self.flush()
-        return len(text)
 
     def flush(self) -> None:
         with self._lock:
@@ -134,12 +152,12 @@ class WriteBehind:
             self._queued = 0
             if not parts:
                 return
-            data = "".join(parts)
+            data = b"".join(parts)
             if self._fd is None:
-                self._target.write(data)
+                self._target.write(data.decode("utf-8", "backslashreplace"))
                 self._target.flush()
                 return
-            view = memoryview(data.encode("utf-8", "backslashreplace"))
+            view = memoryview(data)
             while view:
                 view = view[os.write(self._fd, view) :]
 
@@ -213,20 +231,24 @@ def log_event(logger: logging.Logger, event: str, message: str, **fields: Any) -
     if handler is None:
         logger.info(message, extra={"event": event, "fields": fields})
         return
-    created = time.time()
-    entry: dict[str, Any] = {
-        "time": _Clock.stamp(created, (created - int(created)) * 1000),
+    entry = {
+        "time": _Clock.now(),
         "level": "info",
         "logger": logger.name,
         "message": message,
         "event": event,
+        **fields,
     }
-    if fields:
-        entry.update(fields)
     try:
-        handler.stream.write(orjson.dumps(entry, option=_OPTIONS).decode() + handler.terminator)
+        line = orjson.dumps(entry, option=_LINE_OPTIONS)
     except Exception:
         logger.info(message, extra={"event": event, "fields": fields})
+        return
+    stream = handler.stream
+    if type(stream) is WriteBehind:
+        stream.write_line(line)
+    else:
+        stream.write(line.decode())
 
 
 def _sole_json_handler(logger: logging.Logger) -> logging.StreamHandler[Any] | None:
