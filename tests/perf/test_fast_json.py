@@ -118,6 +118,22 @@ def test_random_documents_read_the_same(text: str) -> None:
 
 
 @SETTINGS
+@given(
+    st.one_of(documents(), st.integers(28, 36).map(lambda n: "[" * n + "]" * n)),
+    st.integers(0, 40),
+    st.booleans(),
+)
+def test_documents_inside_long_arrays_read_the_same(text: str, at: int, nested: bool) -> None:
+    """A large body's first walk skips long arrays; what they hide (duplicate keys, strings,
+    brackets, deep nesting) must still be found."""
+    numbers = [str(i) for i in range(40)]
+    numbers.insert(at, text)
+    inner = "[" + ",".join(numbers) + "]"
+    body = '{"a": {"b": ' + inner + "}}" if nested else '{"data": ' + inner + ', "n": 1}'
+    assert_same(encode(body))
+
+
+@SETTINGS
 @given(documents(max_leaves=8), st.data())
 def test_damaged_documents_fail_or_read_the_same(text: str, data: st.DataObject) -> None:
     raw = bytearray(encode(text))

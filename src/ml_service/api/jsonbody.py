@@ -7,10 +7,12 @@ delimits a string, so the body holds exactly two quotes per object key and per s
 the parsed tree, and any member orjson dropped as a duplicate shows as a difference. A small body
 is counted by writing the parsed tree back (orjson writes two quotes per string, and with no
 backslash in the body no string holds a quote) after counting its brackets, which bound its
-depth; larger ones are walked once (`_scan`). Bodies with
-escapes, nesting beyond the limit, or any doubt go through the exact reader (the standard library
-with hooks), which also gives the precise message: both paths return the same value or raise the
-same error. One difference is kept on purpose: orjson reads an integer beyond 64 bits (below
+depth. A larger one is walked (`_scan`), first without looking into long arrays: when the
+containers found equal the body's `{` and `[` count and the strings found its quotes, the arrays
+skipped hold nothing else to count, so long arrays of numbers are never walked element by
+element; otherwise the walk is repeated over every element. Bodies with escapes, nesting beyond
+the limit, or any doubt go through the exact reader (the standard library with hooks), which
+also gives the precise message: both paths return the same value or raise the same error. One difference is kept on purpose: orjson reads an integer beyond 64 bits (below
 -2**63 or above 2**64 - 1) as the nearest double, which is what the model receives either way.
 """
 
@@ -26,6 +28,8 @@ from ml_service.errors import MalformedJSON
 MAX_DEPTH = 32
 # Up to this size, writing the parsed value back is cheaper than walking it.
 _REWRITE_BYTES = 4096
+# Arrays up to this length are looked into on the first walk of a larger body.
+_SHORT_ARRAY = 16
 _BOM = b"\xef\xbb\xbf"
 _SCALARS = frozenset({int, float, bool, type(None)})
 
@@ -41,26 +45,31 @@ def parse_json(raw: bytes) -> Any:
     if b"\\" in raw:
         return _parse_exact(raw)
     quotes = raw.count(b'"')
-    if len(raw) <= _REWRITE_BYTES and raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH:
+    brackets = raw.count(b"{") + raw.count(b"[")
+    if len(raw) <= _REWRITE_BYTES and brackets <= MAX_DEPTH:
         try:
             rewritten = orjson.dumps(value)
         except orjson.JSONEncodeError:
             return _parse_exact(raw)
         return value if rewritten.count(b'"') == quotes else _parse_exact(raw)
-    strings, depth = _scan(value)
+    containers, strings, depth = _scan(value, _SHORT_ARRAY)
+    if containers != brackets or 2 * strings != quotes:
+        containers, strings, depth = _scan(value, None)
     if depth > MAX_DEPTH or quotes != 2 * strings:
         return _parse_exact(raw)
     return value
 
 
-def _scan(value: Any) -> tuple[int, int]:
-    """(strings, nesting depth) of a parsed value; strings counts object keys too.
+def _scan(value: Any, short: int | None) -> tuple[int, int, int]:
+    """(containers, strings, nesting depth) of a parsed value; strings counts object keys too.
 
-    Stops early, returning a depth over the limit, as soon as one container is nested too deep.
+    Arrays longer than `short` (when given) are counted but not looked into: the containers and
+    strings inside them are not counted. Stops early, returning a depth over the limit, as soon
+    as one container is nested too deep.
     """
     if type(value) is str:
-        return 1, 0
-    strings = depth = 0
+        return 0, 1, 0
+    containers = strings = depth = 0
     stack: list[tuple[Any, int]] = [(value, 1)]
     pop, push = stack.pop, stack.append
     while stack:
@@ -69,9 +78,15 @@ def _scan(value: Any) -> tuple[int, int]:
             strings += len(node)
             children: Any = node.values()
         elif type(node) is list:
+            if short is not None and len(node) > short:
+                containers += 1
+                if level > depth:
+                    depth = level
+                continue
             children = node
         else:
             continue
+        containers += 1
         if level > depth:
             depth = level
             if level > MAX_DEPTH:
@@ -84,7 +99,7 @@ def _scan(value: Any) -> tuple[int, int]:
                 strings += 1
             elif kind is dict or kind is list:
                 push((child, level + 1))
-    return strings, depth
+    return containers, strings, depth
 
 
 def _parse_exact(raw: bytes) -> Any:
