@@ -12,8 +12,9 @@ containers found equal the body's `{` and `[` count and the strings found its qu
 skipped hold nothing else to count, so long arrays of numbers are never walked element by
 element; otherwise the walk is repeated over every element. Bodies with escapes, nesting beyond
 the limit, or any doubt go through the exact reader (the standard library with hooks), which
-also gives the precise message: both paths return the same value or raise the same error. One difference is kept on purpose: orjson reads an integer beyond 64 bits (below
--2**63 or above 2**64 - 1) as the nearest double, which is what the model receives either way.
+also gives the precise message: both paths return the same value or raise the same error. One
+difference is kept on purpose: orjson reads an integer beyond 64 bits (below -2**63 or above
+2**64 - 1) as the nearest double, which is what the model receives either way.
 """
 
 from __future__ import annotations
@@ -80,8 +81,7 @@ def _scan(value: Any, short: int | None) -> tuple[int, int, int]:
         elif type(node) is list:
             if short is not None and len(node) > short:
                 containers += 1
-                if level > depth:
-                    depth = level
+                depth = max(depth, level)
                 continue
             children = node
         else:
