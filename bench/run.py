@@ -529,9 +529,10 @@ def markdown(results: Results) -> str:
         f"at start {', '.join(f'{x:.2f}' for x in results.machine['load_average'])}. "
         f"Server pinned to core {results.settings['server_cpu']}, wrk to core "
         f"{results.settings['client_cpu']}; one worker per server; "
-        f"{results.settings['duration']} s per run; single-row figures are medians of "
-        f"{results.settings['rounds']} rounds alternating the servers (ratios: the median of "
-        "each round's ratio). Every server: gunicorn + uvicorn worker (uvloop, httptools).",
+        f"{results.settings['duration']} s per run; every figure is the median of "
+        f"{results.settings['rounds']} rounds alternating the servers and request kinds (ratios: "
+        "the median of each round's ratio). Every server: gunicorn + uvicorn worker (uvloop, "
+        "httptools).",
         "",
         "| server | request | rows | conns | requests/s | rows/s | p50 ms | p99 ms | errors "
         "| ratio to floor |",
@@ -576,7 +577,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--rounds",
         type=int,
         default=3,
-        help="single-row runs per server and connection count, servers alternating",
+        help="runs per server, request kind and connection count, alternating (median kept)",
     )
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument(
@@ -613,7 +614,7 @@ def cold_starts(args: argparse.Namespace, command: list[str], tmp: Path, results
         results.service["cold_start_all_s"] = [round(s, 3) for s in starts]
 
 
-def single_row_runs(
+def driven_runs(
     args: argparse.Namespace,
     plan: list[tuple[Server, list[str]]],
     kinds: dict[str, Kind],
@@ -621,9 +622,8 @@ def single_row_runs(
     client_cpu: int | None,
     results: Results,
 ) -> None:
-    """Every server's single-row kinds at each connection count, in alternating rounds, so each
-    round's ratios compare runs made seconds apart."""
-    print("bench: single-row requests", flush=True)
+    """Every server's request kinds in `plan` at each connection count, in alternating rounds,
+    so each round's ratios compare runs made seconds apart."""
     for connections in args.connections:
         summaries: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for _ in range(args.rounds):
@@ -693,20 +693,17 @@ def run_servers(
                 for name in names:
                     check_answer(server.name, kinds[name], url, expected["one"], results)
             wrk(url + kinds[names[0]].path, files[names[0]], 8, args.warmup, client_cpu)
-        single_row_runs(args, plan, kinds, files, client_cpu, results)
+        print("bench: single-row requests", flush=True)
+        driven_runs(args, plan, kinds, files, client_cpu, results)
         if "ml-service" in wanted:
             rss = service.worker_rss_mb()
             results.service["worker_rss_mb"] = round(rss, 1) if rss is not None else None
             print("bench: 10,000-row batches", flush=True)
-            url = base_url(service)
-            for name in ("original batch", "v2 batch"):
-                check_answer("ml-service", kinds[name], url, expected["batch"], results)
-                for connections in args.connections:
-                    summary = wrk(url + kinds[name].path, files[name], connections,
-                                  args.duration, client_cpu)  # fmt: skip
-                    run = combine("ml-service", kinds[name], connections, [summary])
-                    results.runs.append(run)
-                    report(run)
+            batches = ["original batch", "v2 batch"]
+            for name in batches:
+                check_answer("ml-service", kinds[name], base_url(service), expected["batch"],
+                             results)  # fmt: skip
+            driven_runs(args, [(service, batches)], kinds, files, client_cpu, results)
             # Up to 64 concurrent 10,000-row requests are parsed at once: the high-water mark.
             rss = service.worker_rss_mb()
             results.service["worker_rss_after_batches_mb"] = (

@@ -2,8 +2,8 @@
 # Pipeline.predict approach, one worker each under the same server (gunicorn + uvicorn worker),
 # driven by wrk (from Debian's packages) on another core. Prints one table and writes it to
 # bench/results/latest.{json,md}; fails if any request failed or answered wrongly.
-# BENCH_DURATION: seconds per wrk run (default 3). BENCH_ROUNDS: single-row rounds, servers
-# alternating (default 3). BENCH_ARGS: more options for bench/run.py (e.g. --strict to fail on a
+# BENCH_DURATION: seconds per wrk run (default 3). BENCH_ROUNDS: runs of each kind, alternating,
+# median kept (default 3). BENCH_ARGS: more options for bench/run.py (e.g. --strict to fail on a
 # missed target, --src DIR to measure another source tree).
 
 BENCH_DURATION ?= 3
