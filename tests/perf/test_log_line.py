@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import uuid
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -75,6 +77,25 @@ def test_formatter_time_is_unchanged() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None)
     record.created, record.msecs = 1_700_000_000.999, 999.0
     assert JsonFormatter().format(record).startswith('{"time":"2023-11-14T22:13:20.999Z"')
+
+
+def test_forked_workers_draw_different_request_ids() -> None:
+    """Workers are forked from one master: each must continue with its own random state."""
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns about forking with threads running; the child only writes and exits.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: send one id and leave at once
+        os.write(write, _new_request_id().encode())
+        os._exit(0)
+    os.close(write)
+    ours = _new_request_id()
+    with os.fdopen(read, "rb") as pipe:
+        theirs = pipe.read().decode()
+    os.waitpid(pid, 0)
+    assert len(theirs) == 32
+    assert theirs != ours
 
 
 def test_request_ids_are_uuid4_hex() -> None:

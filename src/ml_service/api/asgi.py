@@ -241,7 +241,7 @@ def _check_content_type(headers: dict[bytes, bytes]) -> None:
             "the binary tensor extension is not supported; send the tensors as JSON"
         )
     raw = headers.get(b"content-type")
-    if raw is None:
+    if raw is None or raw == JSON_TYPE:
         return
     media = raw.split(b";", 1)[0].strip().lower()
     if media == JSON_TYPE or (media.startswith(b"application/") and media.endswith(b"+json")):
