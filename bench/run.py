@@ -572,11 +572,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     parser.add_argument("--name", default="latest", help="results file stem")
     parser.add_argument("--logs", type=Path, default=ROOT / "reports" / "bench")
-    parser.add_argument("--duration", type=float, default=3.0, help="seconds per wrk run")
+    parser.add_argument("--duration", type=float, default=2.0, help="seconds per wrk run")
     parser.add_argument(
         "--rounds",
         type=int,
-        default=3,
+        default=5,
         help="runs per server, request kind and connection count, alternating (median kept)",
     )
     parser.add_argument("--warmup", type=float, default=2.0)

@@ -2,12 +2,12 @@
 # Pipeline.predict approach, one worker each under the same server (gunicorn + uvicorn worker),
 # driven by wrk (from Debian's packages) on another core. Prints one table and writes it to
 # bench/results/latest.{json,md}; fails if any request failed or answered wrongly.
-# BENCH_DURATION: seconds per wrk run (default 3). BENCH_ROUNDS: runs of each kind, alternating,
-# median kept (default 3). BENCH_ARGS: more options for bench/run.py (e.g. --strict to fail on a
+# BENCH_DURATION: seconds per wrk run (default 2). BENCH_ROUNDS: runs of each kind, alternating,
+# median kept (default 5). BENCH_ARGS: more options for bench/run.py (e.g. --strict to fail on a
 # missed target, --src DIR to measure another source tree).
 
-BENCH_DURATION ?= 3
-BENCH_ROUNDS ?= 3
+BENCH_DURATION ?= 2
+BENCH_ROUNDS ?= 5
 BENCH_ARGS ?=
 
 .PHONY: bench lint-bench
