@@ -40,6 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 WORKER_CLASS = "ml_service.server.worker.Worker"
 BATCH_ROWS = 10_000
+BATCH_SECONDS = 5.0
+BATCH_ROUNDS = 3
 START_DEADLINE = 60.0
 STOP_DEADLINE = 20.0
 
@@ -529,10 +531,11 @@ def markdown(results: Results) -> str:
         f"at start {', '.join(f'{x:.2f}' for x in results.machine['load_average'])}. "
         f"Server pinned to core {results.settings['server_cpu']}, wrk to core "
         f"{results.settings['client_cpu']}; one worker per server; "
-        f"{results.settings['duration']} s per run; every figure is the median of "
-        f"{results.settings['rounds']} rounds alternating the servers and request kinds (ratios: "
-        "the median of each round's ratio). Every server: gunicorn + uvicorn worker (uvloop, "
-        "httptools).",
+        f"every figure is the median of rounds alternating the servers and request kinds "
+        f"(single-row: {results.settings['rounds']} rounds of {results.settings['duration']} s "
+        f"runs; 10,000-row batches: {results.settings['batch_rounds']} rounds of "
+        f"{results.settings['batch_duration']} s runs); a ratio is the median of each round's "
+        "ratio. Every server: gunicorn + uvicorn worker (uvloop, httptools).",
         "",
         "| server | request | rows | conns | requests/s | rows/s | p50 ms | p99 ms | errors "
         "| ratio to floor |",
@@ -621,16 +624,23 @@ def driven_runs(
     files: dict[str, Path],
     client_cpu: int | None,
     results: Results,
+    batches: bool = False,
 ) -> None:
     """Every server's request kinds in `plan` at each connection count, in alternating rounds,
-    so each round's ratios compare runs made seconds apart."""
+    so each round's ratios compare runs made seconds apart.
+
+    Batch runs last at least `BATCH_SECONDS` (64 concurrent 10,000-row requests take about two
+    seconds each, so a shorter run would mostly count requests still in flight), in at most
+    `BATCH_ROUNDS` rounds."""
+    seconds = max(args.duration, BATCH_SECONDS) if batches else args.duration
+    rounds = min(args.rounds, BATCH_ROUNDS) if batches else args.rounds
     for connections in args.connections:
         summaries: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for _ in range(args.rounds):
+        for _ in range(rounds):
             for server, names in plan:
                 for name in names:
                     url = base_url(server) + kinds[name].path
-                    summary = wrk(url, files[name], connections, args.duration, client_cpu)
+                    summary = wrk(url, files[name], connections, seconds, client_cpu)
                     summaries.setdefault((server.name, name), []).append(summary)
         for (server_name, name), rounds in summaries.items():
             run = combine(server_name, kinds[name], connections, rounds)
@@ -703,7 +713,7 @@ def run_servers(
             for name in batches:
                 check_answer("ml-service", kinds[name], base_url(service), expected["batch"],
                              results)  # fmt: skip
-            driven_runs(args, [(service, batches)], kinds, files, client_cpu, results)
+            driven_runs(args, [(service, batches)], kinds, files, client_cpu, results, batches=True)
             # Up to 64 concurrent 10,000-row requests are parsed at once: the high-water mark.
             rss = service.worker_rss_mb()
             results.service["worker_rss_after_batches_mb"] = (
@@ -730,6 +740,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = {
         "duration": args.duration,
         "rounds": args.rounds,
+        "batch_duration": max(args.duration, BATCH_SECONDS),
+        "batch_rounds": min(args.rounds, BATCH_ROUNDS),
         "connections": args.connections,
         "server_cpu": server_cpu,
         "client_cpu": client_cpu,
