@@ -642,8 +642,8 @@ def driven_runs(
                     url = base_url(server) + kinds[name].path
                     summary = wrk(url, files[name], connections, seconds, client_cpu)
                     summaries.setdefault((server.name, name), []).append(summary)
-        for (server_name, name), rounds in summaries.items():
-            run = combine(server_name, kinds[name], connections, rounds)
+        for (server_name, name), runs in summaries.items():
+            run = combine(server_name, kinds[name], connections, runs)
             results.runs.append(run)
             report(run)
 
