@@ -24,44 +24,27 @@ def test_tally_matches_direct_observation() -> None:
         for le in ("5.0", "10.0", "25.0", "60.0", "+Inf")
     }
     before_sum = sample("ml_service_prediction_value_sum")
+
+    def requests(status: str) -> float:
+        return sample(
+            "ml_service_http_requests_total",
+            route=route,
+            dialect=dialect,
+            method="POST",
+            status=status,
+        )
+
     tally = Tally()
     tally.request(route, dialect, "POST", 200, 0.003)
     tally.request(route, dialect, "POST", 200, 0.0004)
     tally.request(route, dialect, "POST", 422, 0.02)
     tally.prediction(dialect, values)
     tally.prediction(dialect, np.array([24.0]))
-    assert (
-        sample(
-            "ml_service_http_requests_total",
-            route=route,
-            dialect=dialect,
-            method="POST",
-            status="200",
-        )
-        == 0
-    )
+    assert requests("200") == 0
     tally.flush()
     tally.flush()  # a second flush adds nothing
-    assert (
-        sample(
-            "ml_service_http_requests_total",
-            route=route,
-            dialect=dialect,
-            method="POST",
-            status="200",
-        )
-        == 2
-    )
-    assert (
-        sample(
-            "ml_service_http_requests_total",
-            route=route,
-            dialect=dialect,
-            method="POST",
-            status="422",
-        )
-        == 1
-    )
+    assert requests("200") == 2
+    assert requests("422") == 1
     latency = "ml_service_http_request_duration_seconds_bucket"
     assert sample(latency, route=route, dialect=dialect, status="200", le="0.0005") == 1
     assert sample(latency, route=route, dialect=dialect, status="200", le="0.005") == 2
