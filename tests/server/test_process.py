@@ -87,6 +87,15 @@ def test_chunked_body_over_the_limit_is_refused(model_dir: Path, tmp_path: Path)
 def test_sigterm_exits_cleanly(model_dir: Path, tmp_path: Path) -> None:
     with running_server(model_dir, tmp_path, env={"ML_SERVICE_WORKERS": "2"}) as server:
         assert server.stop(signal.SIGTERM) == 0
+    lines = [json.loads(line) for line in server.logs().splitlines()]
+    messages = [line["message"] for line in lines]
+    # Each worker stops through the whole exit path (so its last log lines are written), and
+    # the master finds nothing to complain about.
+    assert sum(m.startswith("Worker exiting (pid: ") for m in messages) == 2, messages
+    assert messages.count("Application shutdown complete.") == 2, messages
+    assert messages[-1] == "Shutting down: Master"
+    assert [line for line in lines if line["level"] not in {"debug", "info"}] == []
+    assert not [m for m in messages if "was sent" in m or "Error while closing" in m], messages
 
 
 def test_refuses_unsafe_settings_before_starting(model_dir: Path, tmp_path: Path) -> None:

@@ -1,12 +1,16 @@
 """The uvicorn worker class gunicorn runs: uvloop and httptools, no access log of its own.
 
 On SIGTERM (or SIGINT) the worker marks the application draining before anything else, so
-/health/ready answers 503 from that moment on while the in-flight requests finish.
+/health/ready answers 503 from that moment on while the in-flight requests finish. Once they
+have, the worker leaves through gunicorn's exit path (its `worker_exit` hook, `atexit`), so the
+last log lines are written and the master sees a clean exit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from types import FrameType
 from typing import Any, ClassVar
 
@@ -28,6 +32,17 @@ class DrainingServer(Server):
             state.draining = True
         super().handle_exit(sig, frame)
 
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """uvicorn's signal capture, minus raising the signal again after a graceful stop.
+
+        Re-raised, SIGTERM meets the default disposition gunicorn's uvicorn worker installs and
+        kills the process on the spot: no exit hook, no `atexit`, the last lines of the log lost.
+        """
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
+
 
 class Worker(UvicornWorker):  # type: ignore[misc]
     CONFIG_KWARGS: ClassVar[dict[str, Any]] = {
@@ -43,6 +58,8 @@ class Worker(UvicornWorker):  # type: ignore[misc]
         self.config.app = self.wsgi
         server = DrainingServer(config=self.config)
         self._install_sigquit_handler()
-        await server.serve(sockets=self.sockets)
+        # The plain sockets, not gunicorn's wrappers: the event loop takes them over and closes
+        # them, and a wrapper would close the same descriptor a second time.
+        await server.serve(sockets=[listener.sock for listener in self.sockets])
         if not server.started:
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
