@@ -86,6 +86,8 @@ def test_chunked_body_over_the_limit_is_refused(model_dir: Path, tmp_path: Path)
 
 def test_sigterm_exits_cleanly(model_dir: Path, tmp_path: Path) -> None:
     with running_server(model_dir, tmp_path, env={"ML_SERVICE_WORKERS": "2"}) as server:
+        # Both workers serving: one of them answering /health/ready says nothing of the other.
+        server.wait_for_log("Application startup complete.", count=2)
         assert server.stop(signal.SIGTERM) == 0
     lines = [json.loads(line) for line in server.logs().splitlines()]
     messages = [line["message"] for line in lines]

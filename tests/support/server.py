@@ -55,6 +55,14 @@ class Server:
             time.sleep(0.05)
         raise AssertionError(f"{path} never answered {status} (last: {last}):\n{self.logs()}")
 
+    def wait_for_log(self, text: str, count: int = 1, deadline: float = 30.0) -> None:
+        """Poll the log until `count` lines contain `text` (each process writes every 0.2 s)."""
+        end = time.monotonic() + deadline
+        while sum(text in line for line in self.logs().splitlines()) < count:
+            if time.monotonic() > end:
+                raise AssertionError(f"never {count} log lines with {text!r}:\n{self.logs()}")
+            time.sleep(0.05)
+
     def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 30.0) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)
