@@ -629,11 +629,11 @@ def driven_runs(
     """Every server's request kinds in `plan` at each connection count, in alternating rounds,
     so each round's ratios compare runs made seconds apart.
 
-    Batch runs last at least `BATCH_SECONDS` (64 concurrent 10,000-row requests take about two
-    seconds each, so a shorter run would mostly count requests still in flight), in at most
-    `BATCH_ROUNDS` rounds."""
-    seconds = max(args.duration, BATCH_SECONDS) if batches else args.duration
-    rounds = min(args.rounds, BATCH_ROUNDS) if batches else args.rounds
+    Batch runs take their length and round count from the settings' `batch_duration` and
+    `batch_rounds`."""
+    prefix = "batch_" if batches else ""
+    seconds = results.settings[prefix + "duration"]
+    rounds = results.settings[prefix + "rounds"]
     for connections in args.connections:
         summaries: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for _ in range(rounds):
@@ -740,6 +740,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = {
         "duration": args.duration,
         "rounds": args.rounds,
+        # Batch runs last at least BATCH_SECONDS: 64 concurrent 10,000-row requests take about
+        # two seconds each, so a shorter run would mostly count requests still in flight.
         "batch_duration": max(args.duration, BATCH_SECONDS),
         "batch_rounds": min(args.rounds, BATCH_ROUNDS),
         "connections": args.connections,

@@ -66,7 +66,6 @@ az_lookup() {
     die "'az $*' failed"
 }
 
-# require_cli: stop early, with the fix, when a needed command is missing.
 # The image acr-build.sh pushes and aks.sh deploys: $AZURE_ACR_NAME.azurecr.io/$IMAGE_NAME:$IMAGE_TAG,
 # the tag defaulting to the checkout's commit. Sets the defaults; refuses names Azure would refuse.
 image_reference() {
@@ -103,6 +102,7 @@ confirm_removal() {
     [ "$answer" = "$name" ] || die "not confirmed; nothing removed"
 }
 
+# require_cli: stop early, with the fix, when a needed command is missing.
 require_cli() {
     local cmd
     for cmd in "$@"; do

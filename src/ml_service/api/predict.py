@@ -82,20 +82,16 @@ def observe(
     if not details:
         return None
     artifact = loaded.artifact
-    if len(rows) <= LOG_ROWS:
-        return {
-            "model": artifact.name,
-            "model_version": artifact.version,
-            "dialect": route.dialect,
-            "rows": len(rows),
-            "inputs": rows,
-            "outputs": predictions,
-        }
-    return {
+    fields: dict[str, Any] = {
         "model": artifact.name,
         "model_version": artifact.version,
         "dialect": route.dialect,
         "rows": len(rows),
-        "inputs_sha256": hashlib.sha256(rows.tobytes()).hexdigest(),
-        "outputs_mean": float(predictions.mean()),
     }
+    if len(rows) <= LOG_ROWS:
+        fields["inputs"] = rows
+        fields["outputs"] = predictions
+    else:
+        fields["inputs_sha256"] = hashlib.sha256(rows.tobytes()).hexdigest()
+        fields["outputs_mean"] = float(predictions.mean())
+    return fields
