@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -19,19 +19,40 @@ from ml_service.errors import Loc, Problem
 FloatArray = npt.NDArray[np.float64]
 
 
+FeatureKind = Literal["numeric", "categorical"]
+Task = Literal["regression", "classification"]
+NUMERIC: FeatureKind = "numeric"
+CATEGORICAL: FeatureKind = "categorical"
+REGRESSION: Task = "regression"
+CLASSIFICATION: Task = "classification"
+Label = str | int
+
+
 @dataclass(frozen=True, slots=True)
 class Reference:
-    """A feature's training distribution: bin edges and the share of rows in each bin."""
+    """A feature's training distribution, for drift: bins and the share of rows in each.
+
+    Numeric features: `edges` are the inner bin edges (deciles). Categorical features: one bin
+    per category, in category order (`edges` are the midpoints between codes, so the same
+    binning applies). `missing` is the share of missing values in training.
+    """
 
     edges: tuple[float, ...]
     fractions: tuple[float, ...]
+    missing: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class Feature:
-    """One input column: what it means and which values it accepts."""
+    """One input column: what it means and which values it accepts.
+
+    In the row matrix the service builds, a numeric value is itself, a categorical value is its
+    index in `categories` (as a float), and a missing value (JSON `null`, accepted only when
+    `nullable`) is NaN. The fitted pipeline imputes and one-hot encodes from there.
+    """
 
     name: str
+    kind: FeatureKind = NUMERIC
     description: str = ""
     unit: str = ""
     min: float = -math.inf
@@ -39,12 +60,20 @@ class Feature:
     min_exclusive: bool = False
     max_exclusive: bool = False
     allowed: tuple[float, ...] | None = None
+    categories: tuple[str, ...] | None = None
+    nullable: bool = False
     train_min: float | None = None
     train_max: float | None = None
     reference: Reference | None = None
 
+    @property
+    def categorical(self) -> bool:
+        return self.kind == CATEGORICAL
+
     def describe_range(self) -> str:
         """The accepted values as a person reads them, e.g. `> 0 and <= 100`."""
+        if self.categories is not None:
+            return describe_choices(self.categories)
         if self.allowed is not None:
             return " or ".join(_fmt(v) for v in self.allowed)
         low = f"{'>' if self.min_exclusive else '>='} {_fmt(self.min)}"
@@ -52,21 +81,105 @@ class Feature:
         return f"{low} and {high}"
 
     def accepts(self, column: FloatArray) -> npt.NDArray[np.bool_]:
-        """Element-wise: is each (finite) value acceptable?"""
+        """Element-wise: is each (finite) value of the row matrix acceptable?"""
+        if self.categories is not None:
+            codes = np.arange(len(self.categories), dtype=np.float64)
+            return np.isin(column, codes)
         if self.allowed is not None:
             return np.isin(column, np.asarray(self.allowed, dtype=np.float64))
         low = column > self.min if self.min_exclusive else column >= self.min
         high = column < self.max if self.max_exclusive else column <= self.max
         return np.asarray(low & high)
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: infinite bounds become null; fields that do not apply are left out."""
+        data = asdict(self)
+        for key in ("min", "max"):
+            if not math.isfinite(data[key]):
+                data[key] = None
+        if self.categories is None:
+            del data["categories"]
+        else:
+            for key in ("min", "max", "min_exclusive", "max_exclusive", "allowed"):
+                del data[key]
+        if self.reference is None:
+            del data["reference"]
+        return data
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Feature:
+        """Inverse of `to_dict`; also reads the features of hand-written `*.schema.json` files,
+        where only `name` is required (`kind` defaults to numeric, or to categorical when
+        `categories` are listed)."""
+        ref = raw.get("reference")
+        allowed = raw.get("allowed")
+        categories = raw.get("categories")
+        kind = raw.get("kind", CATEGORICAL if categories is not None else NUMERIC)
+        if kind not in (NUMERIC, CATEGORICAL):
+            raise ValueError(f"feature {raw.get('name')!r}: kind must be numeric or categorical")
+        return cls(
+            name=str(raw["name"]),
+            kind=kind,
+            description=str(raw.get("description", "")),
+            unit=str(raw.get("unit", "")),
+            min=-math.inf if raw.get("min") is None else float(raw["min"]),
+            max=math.inf if raw.get("max") is None else float(raw["max"]),
+            min_exclusive=bool(raw.get("min_exclusive", False)),
+            max_exclusive=bool(raw.get("max_exclusive", False)),
+            allowed=None if allowed is None else tuple(float(v) for v in allowed),
+            categories=None if categories is None else tuple(str(c) for c in categories),
+            nullable=bool(raw.get("nullable", False)),
+            train_min=raw.get("train_min"),
+            train_max=raw.get("train_max"),
+            reference=None
+            if ref is None
+            else Reference(
+                tuple(ref["edges"]), tuple(ref["fractions"]), float(ref.get("missing", 0.0))
+            ),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """The predicted column."""
+    """The predicted column. A classifier's target lists its `classes` (labels in the order of
+    the model's class index and probability columns); a regressor's has none."""
 
     name: str
     description: str = ""
     unit: str = ""
+    classes: tuple[Label, ...] | None = None
+    train_min: float | None = None
+    train_max: float | None = None
+
+    @property
+    def task(self) -> Task:
+        return REGRESSION if self.classes is None else CLASSIFICATION
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["task"] = self.task
+        if self.classes is None:
+            del data["classes"]
+        else:
+            data["classes"] = list(self.classes)
+            del data["train_min"], data["train_max"]
+        return data
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Target:
+        classes = raw.get("classes")
+        return cls(
+            name=str(raw["name"]),
+            description=str(raw.get("description", "")),
+            unit=str(raw.get("unit", "")),
+            classes=None if classes is None else tuple(_label(c) for c in classes),
+            train_min=raw.get("train_min"),
+            train_max=raw.get("train_max"),
+        )
+
+
+# An example row as a request would send it: numbers, category strings, None for missing.
+Example = dict[str, float | int | str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,52 +192,41 @@ class ModelSchema:
     description: str = ""
     intended_use: str = ""
     caveats: tuple[str, ...] = ()
-    examples: tuple[dict[str, float], ...] = field(default=())
+    examples: tuple[Example, ...] = field(default=())
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features)
 
+    @property
+    def task(self) -> Task:
+        return self.target.task
+
+    @property
+    def numeric_only(self) -> bool:
+        """True when every feature is numeric (the V2 `[N, F]` matrix form is allowed)."""
+        return not any(f.categorical for f in self.features)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (infinite bounds become null)."""
-        data = asdict(self)
-        for feature in data["features"]:
-            for key in ("min", "max"):
-                if not math.isfinite(feature[key]):
-                    feature[key] = None
-        return data
+        return {
+            "name": self.name,
+            "description": self.description,
+            "task": self.task,
+            "target": self.target.to_dict(),
+            "features": [f.to_dict() for f in self.features],
+            "intended_use": self.intended_use,
+            "caveats": list(self.caveats),
+            "examples": [dict(e) for e in self.examples],
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSchema:
         """Inverse of `to_dict`; also reads the hand-written `*.schema.json` files."""
-        features = []
-        for raw in data["features"]:
-            ref = raw.get("reference")
-            allowed = raw.get("allowed")
-            features.append(
-                Feature(
-                    name=str(raw["name"]),
-                    description=str(raw.get("description", "")),
-                    unit=str(raw.get("unit", "")),
-                    min=-math.inf if raw.get("min") is None else float(raw["min"]),
-                    max=math.inf if raw.get("max") is None else float(raw["max"]),
-                    min_exclusive=bool(raw.get("min_exclusive", False)),
-                    max_exclusive=bool(raw.get("max_exclusive", False)),
-                    allowed=None if allowed is None else tuple(float(v) for v in allowed),
-                    train_min=raw.get("train_min"),
-                    train_max=raw.get("train_max"),
-                    reference=None
-                    if ref is None
-                    else Reference(tuple(ref["edges"]), tuple(ref["fractions"])),
-                )
-            )
-        target = data["target"]
         return cls(
             name=str(data["name"]),
-            features=tuple(features),
-            target=Target(
-                str(target["name"]), str(target.get("description", "")), target.get("unit", "")
-            ),
+            features=tuple(Feature.from_dict(raw) for raw in data["features"]),
+            target=Target.from_dict(data["target"]),
             description=str(data.get("description", "")),
             intended_use=str(data.get("intended_use", "")),
             caveats=tuple(data.get("caveats", ())),
@@ -133,6 +235,25 @@ class ModelSchema:
 
     def with_features(self, features: Sequence[Feature]) -> ModelSchema:
         return replace(self, features=tuple(features))
+
+
+def _label(value: Any) -> Label:
+    """A class label as JSON carries it: integers stay integers, anything else is text."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return str(value)
+
+
+CHOICES_SHOWN = 10
+
+
+def describe_choices(choices: Sequence[str]) -> str:
+    """Accepted text values as a message lists them: all of a few, else the first few and how
+    many there are."""
+    quoted = [repr(c) for c in choices[:CHOICES_SHOWN]]
+    if len(choices) <= CHOICES_SHOWN:
+        return "one of " + ", ".join(quoted)
+    return f"one of {len(choices)} values: " + ", ".join(quoted) + ", ..."
 
 
 def _fmt(value: float) -> str:

@@ -20,7 +20,7 @@ from sklearn.pipeline import Pipeline
 
 from ml_service.errors import QualityGateFailed, TrainingError
 from ml_service.model.data import Dataset
-from ml_service.model.schema import Feature, FloatArray, ModelSchema, Reference, Target
+from ml_service.model.schema import Example, Feature, FloatArray, ModelSchema, Reference, Target
 
 DEFAULT_FEATURES = ("CHAS", "RM", "TAX", "PTRATIO", "B", "LSTAT")
 DEFAULT_TARGET = "MEDV"
@@ -212,7 +212,7 @@ def finish_schema(
         )
     order = test_idx[np.argsort(dataset.y[test_idx], kind="stable")]
     picks = [0, int(order[0]), int(order[len(order) // 2]), int(order[-1])]
-    examples = tuple(
+    examples: tuple[Example, ...] = tuple(
         {
             **{name: float(dataset.x[i, j]) for j, name in enumerate(dataset.features)},
             dataset.target: float(dataset.y[i]),
