@@ -28,6 +28,17 @@ CLASSIFICATION: Task = "classification"
 Label = str | int
 
 
+class Refused(ValueError):
+    """A value a feature does not accept; the message is the contract's detail text."""
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+_CODES: dict[int, tuple[Feature, dict[str, float]]] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class Reference:
     """A feature's training distribution, for drift: bins and the share of rows in each.
@@ -90,6 +101,48 @@ class Feature:
         low = column > self.min if self.min_exclusive else column >= self.min
         high = column < self.max if self.max_exclusive else column <= self.max
         return np.asarray(low & high)
+
+    def encode(self, value: object) -> float:
+        """A request's value as its entry in the row matrix, or `Refused` saying why not.
+
+        The reference check for one value (type, null, range, allowed values, categories),
+        worded as the contract's error details are; every faster check must agree with it.
+        """
+        if value is None:
+            if self.nullable:
+                return math.nan
+            raise Refused(f"{self.name} cannot be null (training had no missing values)")
+        if self.categories is not None:
+            if type(value) is str:
+                code = self.codes.get(value)
+                if code is not None:
+                    return code
+                raise Refused(f"{self.name} must be {self.describe_range()}, got {value!r}")
+            raise Refused(
+                f"{self.name} must be a string, {self.describe_range()}; got {describe_type(value)}"
+            )
+        if type(value) is not float and type(value) is not int:
+            raise Refused(f"must be a number, got {describe_type(value)}")
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise Refused("number is too large for a double; send a finite number")
+        if not self.accepts(np.asarray([number]))[0]:
+            raise Refused(f"{self.name} must be {self.describe_range()}, got {_fmt(number)}")
+        return number
+
+    @property
+    def codes(self) -> dict[str, float]:
+        """Each category's entry in the row matrix (its index), computed once per feature."""
+        found = _CODES.get(id(self))
+        if found is None or found[0] is not self:
+            found = _CODES[id(self)] = (
+                self,
+                {c: float(i) for i, c in enumerate(self.categories or ())},
+            )
+        return found[1]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: infinite bounds become null; fields that do not apply are left out."""
@@ -275,6 +328,8 @@ def describe_type(value: object) -> str:
         return "an object"
     if isinstance(value, list):
         return "a list"
+    if isinstance(value, int | float):
+        return "a number"
     return type(value).__name__
 
 
