@@ -10,7 +10,7 @@
 
 PACKAGE := dist/ml-service-app.zip
 PACKAGE_DIR := build/package
-APP_STARTUP_COMMAND := gunicorn --config python:ml_service.server.gunicorn_config --bind=0.0.0.0:$${PORT:-8000} ml_service.api.asgi:app
+APP_STARTUP_COMMAND := gunicorn --config python:ml_service.server.gunicorn_config --bind=0.0.0.0:$${PORT:-8000} ml_service.http.app:app
 PACKAGE_SOURCES = $(shell find src/ml_service -type f -not -path '*/__pycache__/*' -not -name '*.py[co]' 2>/dev/null)
 
 .PHONY: package package-startup-command

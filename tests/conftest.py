@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from ml_service.api.asgi import create_app
+from ml_service.http.app import create_app
 from ml_service.config import Settings
 from ml_service.model.build import build_model
 from ml_service.model.training import TrainingResult, TrainSettings

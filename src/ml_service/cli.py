@@ -26,7 +26,16 @@ def main(argv: list[str] | None = None) -> int:
         help="feature schema JSON (default: <data>.schema.json beside the CSV, "
         "else inferred from the data)",
     )
-    train.add_argument("--out", type=Path, default=Path("models/housing"))
+    where = train.add_mutually_exclusive_group()
+    where.add_argument(
+        "--out", type=Path, default=None, help="artifact directory (default: models/housing)"
+    )
+    where.add_argument(
+        "--repository",
+        type=Path,
+        default=None,
+        help="model repository: write a new version under DIR/<name>/<version>/",
+    )
     train.add_argument("--name", default=None, help="model name (default: from the schema)")
     train.add_argument("--target", default=None, help="target column (default: MEDV)")
     train.add_argument(
@@ -47,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         help="JSON request (any dialect) or CSV (default: the sample request)",
     )
     predict.add_argument("--model", default="housing")
+    predict.add_argument(
+        "--api-key-file",
+        type=Path,
+        default=None,
+        help="file whose first line is the API key (default: $ML_SERVICE_API_KEY, if set)",
+    )
     predict.add_argument(
         "--dialect",
         choices=("original", "v1", "v2"),
@@ -81,6 +96,7 @@ def _train(args: argparse.Namespace) -> int:
 
     from ml_service.model.build import build_model
     from ml_service.model.training import TrainSettings
+    from ml_service.repository.layout import version_dir
 
     settings = TrainSettings()
     overrides = {
@@ -95,13 +111,18 @@ def _train(args: argparse.Namespace) -> int:
     def progress(message: str) -> None:
         print(f"train: {message}", file=sys.stderr, flush=True)
 
-    manifest, result = build_model(args.data, args.out, settings, args.schema, args.name, progress)
+    out = None if args.repository else (args.out or Path("models/housing"))
+    manifest, result = build_model(
+        args.data, out, settings, args.schema, args.name, progress, repository=args.repository
+    )
+    if args.repository is not None:
+        out = version_dir(args.repository, manifest.name, manifest.version)
     print(
         json.dumps(
             {
                 "name": manifest.name,
                 "version": manifest.version,
-                "path": str(args.out),
+                "path": str(out),
                 "metrics": result.holdout.as_dict(),
             }
         )
@@ -128,11 +149,23 @@ def _predict(args: argparse.Namespace) -> int:
         request = client.read_request(args.file)
     if args.dialect and args.dialect != request.dialect:
         request = client.convert(request, args.dialect)
-    predictions = client.predict(args.url, request, args.model, args.retries, args.timeout)
+    answer = client.predict(
+        args.url,
+        request,
+        args.model,
+        args.retries,
+        args.timeout,
+        key=client.api_key(args.api_key_file),
+    )
+    predictions = answer.predictions
     low = args.low if args.low is not None else float("-inf")
     high = args.high if args.high is not None else float("inf")
-    outside = [p for p in predictions if not low <= p <= high]
-    print(json.dumps({"url": args.url, "dialect": request.dialect, "predictions": predictions}))
+    numbers = answer.probabilities is None
+    outside = [p for p in predictions if numbers and not low <= p <= high]
+    printed = {"url": args.url, "dialect": request.dialect, "predictions": predictions}
+    if answer.probabilities is not None:
+        printed["probabilities"] = answer.probabilities
+    print(json.dumps(printed))
     if outside:
         print(
             f"ml-service predict: error: {len(outside)} prediction(s) outside "

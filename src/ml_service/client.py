@@ -1,7 +1,9 @@
 """`ml-service predict`: send rows to a running service and check what comes back.
 
 It is the smoke test every pipeline runs against a deployed URL, so it is strict: any answer
-other than one finite prediction per row sent is a failure with a clear message.
+other than one prediction per row sent (a finite number, or a label with probabilities that
+sum to 1) is a failure with a clear message. It speaks each dialect through the same codecs the
+server uses (`ml_service.http.codecs`): where to send, how to write rows, how to read answers.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,34 +22,38 @@ import httpx
 
 from ml_service import __version__
 from ml_service.errors import ClientError
+from ml_service.http.codecs import BY_DIALECT, CODECS, Codec
+from ml_service.http.codecs.base import Answer
 
 RETRY_STATUSES = frozenset({502, 503, 504})
-PATHS = {
-    "original": "/predict",
-    "v1": "/v1/models/{model}:predict",
-    "v2": "/v2/models/{model}/infer",
-}
+KEY_ENV = "ML_SERVICE_API_KEY"
+_MISSING = frozenset({"", "NA", "N/A", "NaN", "nan", "null", "NULL"})
 
 
 @dataclass(frozen=True)
 class Request:
     """A request body in one dialect, and how many rows it holds."""
 
-    dialect: str
-    body: dict[str, Any]
+    codec: Codec
+    body: Any
     rows: int
+
+    @property
+    def dialect(self) -> str:
+        return self.codec.dialect
 
 
 def read_request(path: Path) -> Request:
-    """A request from a JSON file (any of the three forms) or a CSV file (header = features)."""
+    """A request from a JSON file (any dialect) or a CSV file (header = features)."""
     try:
         if path.suffix.lower() == ".csv":
             with path.open(newline="", encoding="utf-8-sig") as handle:
                 records = list(csv.DictReader(handle))
             if not records:
                 raise ClientError(f"{path}: no rows")
-            columns = {name: [_number(path, r[name], name) for r in records] for name in records[0]}
-            return Request("original", columns, len(records))
+            columns = {name: [_cell(r[name]) for r in records] for name in records[0]}
+            codec = BY_DIALECT["original"]
+            return Request(codec, codec.write(columns), len(records))
         body = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ClientError(f"{path}: cannot read: {exc.strerror or exc}") from exc
@@ -55,30 +62,45 @@ def read_request(path: Path) -> Request:
     return classify(body, str(path))
 
 
+def _cell(text: str | None) -> Any:
+    """A CSV cell as JSON sends it: a number when it reads as one, null when missing, else text."""
+    if text is None or text.strip() in _MISSING:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return int(number) if number.is_integer() and "." not in text else number
+
+
 def classify(body: Any, source: str) -> Request:
-    """Which dialect a body is written in, and its row count."""
+    """Which dialect a body is written in (the most specific codec that claims it)."""
     if not isinstance(body, dict) or not body:
         raise ClientError(f"{source}: expected a JSON object")
-    inputs = body.get("inputs")
-    if (
-        isinstance(inputs, list)
-        and inputs
-        and all(isinstance(t, dict) and "datatype" in t for t in inputs)
-    ):
-        shape = inputs[0].get("shape") or [0]
-        return Request("v2", body, int(shape[0]))
-    for key in ("instances", "inputs"):
-        if isinstance(body.get(key), list):
-            return Request("v1", body, len(body[key]))
-    first = next(iter(body.values()))
-    return Request("original", body, len(first) if isinstance(first, dict | list) else 1)
+    for codec in reversed(CODECS):
+        if codec.claims(body):
+            return Request(codec, body, codec.rows(body))
+    raise ClientError(f"{source}: not a request in any dialect")
 
 
-def _number(path: Path, text: str | None, column: str) -> float:
-    try:
-        return float(text or "")
-    except ValueError:
-        raise ClientError(f"{path}: column {column} holds {text!r}, not a number") from None
+def convert(request: Request, dialect: str) -> Request:
+    """The same rows in another dialect (needs feature names, so not from value lists)."""
+    columns = request.codec.columns(request.body)
+    codec = BY_DIALECT[dialect]
+    return Request(codec, codec.write(columns), request.rows)
+
+
+def api_key(file: Path | None = None) -> str | None:
+    """The API key to send: from `file` (its first line), else `ML_SERVICE_API_KEY`."""
+    if file is not None:
+        try:
+            lines = file.read_text(encoding="utf-8").split()
+        except OSError as exc:
+            raise ClientError(f"{file}: cannot read: {exc.strerror or exc}") from exc
+        if not lines:
+            raise ClientError(f"{file}: holds no key")
+        return lines[0]
+    return os.environ.get(KEY_ENV) or None
 
 
 def predict(
@@ -88,10 +110,13 @@ def predict(
     retries: int = 5,
     timeout: float = 10.0,
     sleep: Callable[[float], None] = time.sleep,
-) -> list[float]:
-    """Predictions for `request`, retrying connection failures and 502/503/504 with backoff."""
-    endpoint = url.rstrip("/") + PATHS[request.dialect].format(model=model)
+    key: str | None = None,
+) -> Answer:
+    """The answer to `request`, retrying connection failures and 502/503/504 with backoff."""
+    endpoint = url.rstrip("/") + request.codec.path(model)
     headers = {"user-agent": f"ml-service/{__version__}"}
+    if key:
+        headers["authorization"] = f"Bearer {key}"
     delay = 0.5
     last = ""
     for attempt in range(retries + 1):
@@ -110,7 +135,7 @@ def predict(
             raise ClientError(
                 f"{endpoint} answered {response.status_code}: {_error_text(response)}"
             )
-        return _predictions(endpoint, response, request)
+        return _answer(endpoint, response, request)
     raise ClientError(f"gave up after {retries + 1} attempts; last: {last}")
 
 
@@ -130,59 +155,37 @@ def _error_text(response: httpx.Response) -> str:
     return json.dumps(body)[:200]
 
 
-def _predictions(endpoint: str, response: httpx.Response, request: Request) -> list[float]:
+def _answer(endpoint: str, response: httpx.Response, request: Request) -> Answer:
     try:
         body = response.json()
     except ValueError:
         raise ClientError(f"{endpoint} answered 200 but not with JSON") from None
-    if request.dialect == "original":
-        values = body.get("prediction") if isinstance(body, dict) else None
-    elif request.dialect == "v1":
-        values = body.get("predictions") if isinstance(body, dict) else None
-    else:
-        outputs = body.get("outputs") if isinstance(body, dict) else None
-        values = outputs[0].get("data") if isinstance(outputs, list) and outputs else None
-    if not isinstance(values, list) or len(values) != request.rows:
+    try:
+        answer = request.codec.read(body)
+    except ClientError as exc:
+        raise ClientError(f"{endpoint} answered 200 without predictions ({exc.message})") from None
+    values = answer.predictions
+    if len(values) != request.rows:
         raise ClientError(
-            f"{endpoint} answered 200 without {request.rows} predictions: {json.dumps(body)[:200]}"
+            f"{endpoint} answered 200 with {len(values)} predictions for {request.rows} rows: "
+            f"{json.dumps(body)[:200]}"
         )
-    if not all(
-        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values
+    if answer.probabilities is None:
+        if not all(_finite(v) for v in values):
+            raise ClientError(f"{endpoint} answered non-numeric predictions: {values[:5]}")
+        return Answer([float(v) for v in values])
+    if not all(isinstance(v, str | int) and not isinstance(v, bool) for v in values):
+        raise ClientError(f"{endpoint} answered labels that are not text or whole numbers")
+    probabilities = answer.probabilities
+    if len(probabilities) != len(values) or not all(
+        isinstance(row, dict)
+        and all(_finite(p) and 0 <= p <= 1 for p in row.values())
+        and abs(sum(row.values()) - 1) < 1e-6
+        for row in probabilities
     ):
-        raise ClientError(f"{endpoint} answered non-numeric predictions: {values[:5]}")
-    return [float(v) for v in values]
+        raise ClientError(f"{endpoint} answered probabilities that do not sum to 1 per row")
+    return answer
 
 
-def convert(request: Request, dialect: str) -> Request:
-    """The same rows in another dialect (needs feature names, so not from value lists)."""
-    columns = _columns(request)
-    names = list(columns)
-    rows = len(next(iter(columns.values()))) if columns else 0
-    if dialect == "original":
-        body: dict[str, Any] = {n: {str(i): v for i, v in enumerate(columns[n])} for n in names}
-    elif dialect == "v1":
-        body = {"instances": [{n: columns[n][i] for n in names} for i in range(rows)]}
-    else:
-        body = {
-            "inputs": [
-                {"name": n, "shape": [rows], "datatype": "FP64", "data": columns[n]} for n in names
-            ]
-        }
-    return Request(dialect, body, rows)
-
-
-def _columns(request: Request) -> dict[str, list[Any]]:
-    body = request.body
-    if request.dialect == "original":
-        return {
-            name: list(v.values()) if isinstance(v, dict) else list(v) for name, v in body.items()
-        }
-    if request.dialect == "v1":
-        instances = body.get("instances", body.get("inputs")) or []
-        if not instances or not all(isinstance(i, dict) for i in instances):
-            raise ClientError("instances given as value lists cannot be converted: no names")
-        return {name: [i.get(name) for i in instances] for name in instances[0]}
-    tensors = body["inputs"]
-    if len(tensors) == 1 and len(tensors[0].get("shape", [])) == 2:
-        raise ClientError("a single [N, F] tensor cannot be converted: no feature names")
-    return {t["name"]: list(t["data"]) for t in tensors}
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

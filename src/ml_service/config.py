@@ -11,15 +11,17 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "ML_SERVICE_"
 # prometheus_client reads this when first imported: every worker must see it set by then.
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 DEFAULT_MODEL_DIR = Path("models/housing")
+# Model names as paths and directories carry them.
+MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 
 
 def _default_workers() -> int:
@@ -43,7 +45,62 @@ class Settings(BaseSettings):
         min_length=1,
         description="Address to bind; set 0.0.0.0 inside containers and on App Service.",
     )
-    model_dir: Path = Field(DEFAULT_MODEL_DIR, description="Model artifact directory to serve.")
+    model_dir: Path | None = Field(
+        None,
+        description="One model artifact directory to serve (default `models/housing` when no "
+        "repository is set).",
+    )
+    model_repository: Path | None = Field(
+        None,
+        description="Model repository to serve: every `<name>/<version>/` artifact under it.",
+    )
+    default_model: str | None = Field(
+        None,
+        pattern=MODEL_NAME,
+        description="Model that `/predict` and the page serve (default: the only model).",
+    )
+    default_versions: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="`name=version,...`: the default version of these models (default: the "
+        "newest by training time).",
+    )
+    repository_poll_seconds: float | None = Field(
+        None,
+        gt=0,
+        le=86400,
+        description="Check the repository for new versions this often and load them (off "
+        "when unset).",
+    )
+    admin_token: SecretStr | None = Field(
+        None,
+        description="Bearer token for the model repository API (/v2/repository/...); the API "
+        "answers 403 when unset. At least 16 characters.",
+    )
+    max_error_details: int = Field(
+        100, ge=1, le=10_000, description="Most problems listed in one error body."
+    )
+
+    # Authentication and resource limits.
+    api_keys: SecretStr | None = Field(
+        None,
+        description="Comma-separated API keys (each at least 16 characters); when set (or "
+        "`ML_SERVICE_API_KEYS_FILE`), every endpoint but the probes and the page shell needs "
+        "one.",
+    )
+    api_keys_file: Path | None = Field(
+        None, description="File of API keys, one per line (blank lines and `#` comments skipped)."
+    )
+    max_in_progress: int = Field(
+        128,
+        ge=1,
+        le=100_000,
+        description="Requests one worker handles at once; more get 503 with Retry-After.",
+    )
+    log_inputs: bool = Field(
+        False,
+        description="Log the input and output values of small prediction requests; when false "
+        "only their SHA-256 digests.",
+    )
     workers: int = Field(
         default_factory=_default_workers,
         ge=1,
@@ -95,6 +152,67 @@ class Settings(BaseSettings):
             raise ValueError("otlp_endpoint must be an http:// or https:// URL")
         return value
 
+    @field_validator("default_versions", mode="before")
+    @classmethod
+    def _versions(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        pins: dict[str, str] = {}
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            name, sep, version = item.partition("=")
+            if not sep or not name.strip() or not version.strip():
+                raise ValueError(f"{item!r} is not name=version")
+            pins[name.strip()] = version.strip()
+        return pins
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("the admin token must be at least 16 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _one_model_source(self) -> Self:
+        if self.model_dir is not None and self.model_repository is not None:
+            raise ValueError(
+                "set ML_SERVICE_MODEL_DIR (one artifact) or ML_SERVICE_MODEL_REPOSITORY, not both"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> Self:
+        if self.api_keys is not None and self.api_keys_file is not None:
+            raise ValueError("set ML_SERVICE_API_KEYS or ML_SERVICE_API_KEYS_FILE, not both")
+        if self.api_keys is not None:
+            _check_keys(self.api_keys.get_secret_value().split(","), "ML_SERVICE_API_KEYS")
+        return self
+
+    def api_key_set(self) -> tuple[bytes, ...]:
+        """The configured API keys (read from the keys file each call); empty when off."""
+        if self.api_keys is not None:
+            text = self.api_keys.get_secret_value().replace(",", "\n")
+            source = "ML_SERVICE_API_KEYS"
+        elif self.api_keys_file is not None:
+            try:
+                text = self.api_keys_file.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ValueError(
+                    f"ML_SERVICE_API_KEYS_FILE {self.api_keys_file}: {exc.strerror or exc}"
+                ) from exc
+            source = f"ML_SERVICE_API_KEYS_FILE {self.api_keys_file}"
+        else:
+            return ()
+        keys = [line.strip() for line in text.splitlines()]
+        keys = [k for k in keys if k and not k.startswith("#")]
+        _check_keys(keys, source)
+        return tuple(k.encode() for k in keys)
+
+    @property
+    def artifact_dir(self) -> Path:
+        """The single artifact served when no repository is set."""
+        return self.model_dir or DEFAULT_MODEL_DIR
+
     @classmethod
     def env_name(cls, field: str) -> str:
         """The environment variable that sets `field` (its first alias)."""
@@ -108,3 +226,17 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process's settings, read from the environment once."""
     return Settings()  # type: ignore[call-arg]  # values come from the environment
+
+
+MIN_KEY_LENGTH = 16
+
+
+def _check_keys(keys: list[str], source: str) -> None:
+    keys = [k.strip() for k in keys if k.strip()]
+    if not keys:
+        raise ValueError(f"{source} holds no key")
+    short = sum(len(k) < MIN_KEY_LENGTH for k in keys)
+    if short:
+        raise ValueError(f"{source}: {short} key(s) shorter than {MIN_KEY_LENGTH} characters")
+    if any(not k.isprintable() or " " in k for k in keys):
+        raise ValueError(f"{source}: keys must be printable, without spaces")

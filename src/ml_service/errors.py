@@ -1,8 +1,28 @@
 """The one exception tree of ml-service.
 
 Every error the service can answer with is a `ServiceError` subclass carrying its HTTP
-status; `ml_service.api.responses.error_response` turns any of them into the JSON error body
-(`{"error": ..., "details": [...]}`). Nothing else in the code base chooses a status code.
+status; `ml_service.http.responses.error_response` turns any of them into the JSON error body
+(`{"error": ..., "details": [...]}`), and `ml_service.http.responses.service_error` turns any
+other exception into one (a foreign HTTP error into its class here, anything unexpected into
+`InternalError`). Nothing else in the code base chooses a status code.
+
+    ServiceError
+      Unauthorized (401)        missing or wrong API key / admin token
+      Forbidden (403)           the endpoint is switched off (no admin token configured)
+      NotFound (404)            unknown path, model or version
+      MethodNotAllowed (405)    known path, other method
+      RequestTimeout (408)      the body arrived too slowly
+      Conflict (409)            a model version in the repository cannot be loaded
+      PayloadTooLarge (413)     body or row count over the limit
+      UnsupportedMediaType (415)
+      MalformedJSON (400)       not JSON under the strict reading
+      InvalidInput (422)        JSON that breaks the model's schema (every problem listed)
+      InternalError (500)       a bug: logged with its traceback, answered without it
+      NotReady (503)            nothing loaded yet, shutting down, or too busy
+        ArtifactError           an artifact is missing, tampered with or incompatible
+      TrainingError             `ml-service train` cannot go on (exit status 1)
+        QualityGateFailed
+      ClientError               `ml-service predict` got no usable answer
 """
 
 from __future__ import annotations
@@ -41,6 +61,21 @@ class ServiceError(Exception):
         self.headers = dict(headers or {})
 
 
+class Unauthorized(ServiceError):
+    """A protected endpoint was called without the right credentials."""
+
+    status = 401
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(ServiceError):
+    """The endpoint exists but is switched off in this deployment."""
+
+    status = 403
+
+
 class NotFound(ServiceError):
     """Unknown path, model name or model version."""
 
@@ -55,6 +90,18 @@ class MethodNotAllowed(ServiceError):
     def __init__(self, allowed: Sequence[str]) -> None:
         allow = ", ".join(allowed)
         super().__init__(f"method not allowed here; use {allow}", headers={"Allow": allow})
+
+
+class RequestTimeout(ServiceError):
+    """The client sent its request too slowly."""
+
+    status = 408
+
+
+class Conflict(ServiceError):
+    """The repository holds something that cannot be served as asked."""
+
+    status = 409
 
 
 class UnsupportedMediaType(ServiceError):
@@ -79,6 +126,12 @@ class InvalidInput(ServiceError):
     """Valid JSON that breaks the model's input schema; `details` lists every problem."""
 
     status = 422
+
+
+class InternalError(ServiceError):
+    """Something the code did not expect; the details stay in the log."""
+
+    status = 500
 
 
 class NotReady(ServiceError):

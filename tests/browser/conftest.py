@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from support.server import Server, running_server
+from tests.support.server import Server, running_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from conftest import ROOT, Visit
-from support.server import Server
+from tests.support.server import Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow]
 

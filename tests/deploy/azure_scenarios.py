@@ -30,7 +30,7 @@ HOST = f"{APP}.azurewebsites.net"
 SLOT_HOST = f"{APP}-{SLOT}.azurewebsites.net"
 STARTUP = (
     "gunicorn --config python:ml_service.server.gunicorn_config --bind=0.0.0.0:${PORT:-8000} "
-    "ml_service.api.asgi:app"
+    "ml_service.http.app:app"
 )
 SETTINGS = {
     "SCM_DO_BUILD_DURING_DEPLOYMENT": "true",

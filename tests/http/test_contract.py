@@ -236,7 +236,7 @@ def test_schema_problems_are_422_with_every_location(client: TestClient) -> None
         (
             "/v2/models/housing/infer",
             {"inputs": [{"name": "x", "shape": [1, 5], "datatype": "FP64", "data": ROW[:5]}]},
-            ["inputs"],
+            ["inputs", 0, "shape"],
         ),
         (
             "/v2/models/housing/infer",
@@ -357,11 +357,14 @@ def test_request_id_is_echoed_or_generated(client: TestClient) -> None:
     assert client.post("/predict", content=b"{").headers["x-request-id"]
 
 
-def test_metrics_count_requests(client: TestClient, sample: dict[str, Any]) -> None:
+def test_metrics_count_requests(
+    client: TestClient, sample: dict[str, Any], model_dir: Path
+) -> None:
+    version = read_manifest(model_dir).version
     post(client, "/predict", sample)
     text = client.get("/metrics").text
     assert (
-        'ml_service_http_requests_total{dialect="original",method="POST",route="/predict",status="200"}'
-        in text
+        'ml_service_http_requests_total{dialect="original",method="POST",model="housing",'
+        f'route="/predict",status="200",version="{version}"}}' in text
     )
     assert "ml_service_model_info" in text

@@ -104,7 +104,7 @@ def test_onnx_and_scikit_learn_agree(
     predictor = Predictor(artifact.load_serving(model_dir))
     pipeline = artifact.load_pipeline(model_dir)
     rows = np.vstack([result.x_test, result.x_train])
-    difference = np.abs(predictor.predict(rows) - pipeline.predict(rows)).max()
+    difference = np.abs(predictor.predict(rows).values - pipeline.predict(rows)).max()
     # float32 leaf sums in onnxruntime vs float64 in scikit-learn: documented bound 1e-3 ($1).
     assert difference < 1e-3
 

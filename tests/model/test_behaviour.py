@@ -35,7 +35,7 @@ def test_predictions_track_known_prices(
     trained: tuple[Path, TrainingResult], predictor: Predictor
 ) -> None:
     _, result = trained
-    predicted = predictor.predict(result.x_test)
+    predicted = predictor.predict(result.x_test).values
     assert np.corrcoef(predicted, result.y_test)[0, 1] > 0.85
     # The cheapest and dearest held-out homes are predicted in the right order by a wide margin.
     cheap, dear = np.argmin(result.y_test), np.argmax(result.y_test)
@@ -46,9 +46,11 @@ def test_a_single_row_gets_its_own_answer(
     trained: tuple[Path, TrainingResult], predictor: Predictor
 ) -> None:
     _, result = trained
-    singles = [predictor.predict(row[None, :])[0] for row in result.x_test[:20]]
+    singles = [predictor.predict(row[None, :]).values[0] for row in result.x_test[:20]]
     assert len(set(np.round(singles, 6))) > 15
-    np.testing.assert_allclose(singles, predictor.predict(result.x_test[:20]), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        singles, predictor.predict(result.x_test[:20]).values, rtol=0, atol=1e-9
+    )
 
 
 def with_value(rows: np.ndarray, column: int, value: float) -> np.ndarray:
@@ -66,7 +68,7 @@ def partial_dependence(
     predictor: Predictor, rows: np.ndarray, column: int, grid: np.ndarray
 ) -> np.ndarray:
     """Mean prediction over `rows` with `column` set to each grid value in turn."""
-    return np.array([predictor.predict(with_value(rows, column, v)).mean() for v in grid])
+    return np.array([predictor.predict(with_value(rows, column, v)).values.mean() for v in grid])
 
 
 def test_more_rooms_raise_the_price(
@@ -76,7 +78,8 @@ def test_more_rooms_raise_the_price(
     rows = result.x_test
     # Every held-out home, the rest fixed, is worth more with 7 rooms than with 6.
     assert (
-        predictor.predict(with_value(rows, RM, 7)) > predictor.predict(with_value(rows, RM, 6))
+        predictor.predict(with_value(rows, RM, 7)).values
+        > predictor.predict(with_value(rows, RM, 6)).values
     ).all()
     curve = partial_dependence(predictor, rows, RM, evidence_grid(result, RM))
     assert (np.diff(curve) >= -STEP_TOLERANCE).all()
@@ -88,8 +91,8 @@ def test_higher_lstat_lowers_the_price(
 ) -> None:
     _, result = trained
     rows = result.x_test
-    low = predictor.predict(with_value(rows, LSTAT, 10))
-    assert (predictor.predict(with_value(rows, LSTAT, 20)) < low).all()
+    low = predictor.predict(with_value(rows, LSTAT, 10)).values
+    assert (predictor.predict(with_value(rows, LSTAT, 20)).values < low).all()
     curve = partial_dependence(predictor, rows, LSTAT, evidence_grid(result, LSTAT))
     assert (np.diff(curve) <= STEP_TOLERANCE).all()
     assert curve[0] - curve[-1] > TREND
@@ -100,7 +103,7 @@ def test_invariant_to_the_rest_of_the_batch(
 ) -> None:
     _, result = trained
     rows = result.x_test[:30]
-    alone = predictor.predict(rows[:1])[0]
+    alone = predictor.predict(rows[:1]).values[0]
     shuffled = np.random.default_rng(1).permutation(len(rows))
-    in_batch = predictor.predict(rows[shuffled])
+    in_batch = predictor.predict(rows[shuffled]).values
     assert in_batch[list(shuffled).index(0)] == alone

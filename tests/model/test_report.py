@@ -9,7 +9,7 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from ml_service.api.asgi import create_app
+from ml_service.http.app import create_app
 from ml_service.config import Settings
 from ml_service.model import artifact
 from ml_service.model.report import PLOTS, REPORT_DIR, REPORT_FILE, STYLESHEET, build_report
@@ -60,7 +60,7 @@ def test_report_is_reproducible(model_dir: Path, trained: tuple[Path, TrainingRe
         assert data == (model_dir / name).read_bytes(), name
 
 
-def test_service_serves_the_report_and_its_plots(client: TestClient) -> None:
+def test_service_serves_the_report_and_its_plots(client: TestClient, model_dir: Path) -> None:
     page = client.get("/model/report")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
@@ -73,7 +73,10 @@ def test_service_serves_the_report_and_its_plots(client: TestClient) -> None:
     assert style.headers["content-type"].startswith("text/css")
     assert client.get("/model/report/missing.svg").status_code == 404
     assert client.get("/model/report/..%2Fmodel.onnx").status_code == 404
-    assert 'href="/model/report"' in client.get("/").text
+    version = json.loads((model_dir / artifact.CARD_JSON).read_text())["version"]
+    link = f"/models/housing/versions/{version}/report"
+    assert f'href="{link}"' in client.get("/").text
+    assert client.get(link).content == page.content
 
 
 def test_tampered_report_is_refused(artifact_copy: Path) -> None:

@@ -15,11 +15,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from ml_service.model.artifact import load_serving
 from ml_service.model.schema import ModelSchema
 from ml_service.observability.drift import MIN_ROWS, DriftMonitor
-from support.server import Server, running_server
+from tests.support.server import Server, running_server
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data" / "housing.csv"
@@ -119,11 +120,11 @@ def drift_of(server: Server) -> dict[str, object]:
 
 
 def metric(text: str, name: str, feature: str) -> float:
-    prefix = f'{name}{{feature="{feature}"}} '
-    for line in text.splitlines():
-        if line.startswith(prefix):
-            return float(line[len(prefix) :])
-    raise AssertionError(f"{prefix!r} not in /metrics")
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels.get("feature") == feature:
+                return float(sample.value)
+    raise AssertionError(f"{name} of {feature} not in /metrics")
 
 
 @pytest.fixture(scope="module")

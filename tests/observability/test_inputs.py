@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 import pytest
 from starlette.testclient import TestClient
 
@@ -94,12 +95,16 @@ def test_waiting_rows_are_bounded(schema: ModelSchema, monkeypatch: pytest.Monke
 
 def test_metrics_settle_before_answering(client: TestClient) -> None:
     """A scrape right after a request already counts that request's rows."""
-    name = 'ml_service_input_outside_training_range_total{feature="RM"}'
 
     def rm_outside() -> float:
         text = client.get("/metrics").text
-        line = next(line for line in text.splitlines() if line.startswith(name))
-        return float(line.rsplit(" ", 1)[1])
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "ml_service_input_outside_training_range_total"
+            and sample.labels.get("feature") == "RM"
+        )
 
     before = rm_outside()
     row = {"CHAS": 0, "RM": 9.5, "TAX": 296, "PTRATIO": 15.3, "B": 396.9, "LSTAT": 5.0}

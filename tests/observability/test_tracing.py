@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ml_service.api.asgi import create_app
+from ml_service.http.app import create_app
 from ml_service.config import Settings
 from ml_service.observability.tracing import TracingMiddleware, TracingUnavailable, instrument
 

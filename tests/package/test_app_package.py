@@ -78,7 +78,7 @@ def test_startup_command_is_the_documented_one() -> None:
     command = make("package-startup-command").strip()
     assert command == (
         "gunicorn --config python:ml_service.server.gunicorn_config "
-        "--bind=0.0.0.0:${PORT:-8000} ml_service.api.asgi:app"
+        "--bind=0.0.0.0:${PORT:-8000} ml_service.http.app:app"
     )
 
 

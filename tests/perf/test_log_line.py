@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from ml_service.api.asgi import _new_request_id
+from ml_service.http.pipeline import _new_request_id
 from ml_service.observability import logging as service_logging
 from ml_service.observability.logging import (
     JsonFormatter,

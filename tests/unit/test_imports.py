@@ -8,7 +8,7 @@ import sys
 
 def test_serving_never_imports_training_libraries() -> None:
     code = (
-        "import sys, ml_service.api.asgi, ml_service.server.gunicorn_config\n"
+        "import sys, ml_service.http.app, ml_service.server.gunicorn_config\n"
         "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
         "{'sklearn', 'matplotlib', 'pandas', 'scipy', 'skl2onnx', 'skops'})\n"
         "print(','.join(heavy))\n"

@@ -20,6 +20,7 @@ from ml_service.model.training import (
     infer_schema,
     train,
 )
+from ml_service.repository.layout import version_dir
 
 
 def load_schema(schema_path: Path | None, data_path: Path) -> ModelSchema | None:
@@ -35,13 +36,16 @@ def load_schema(schema_path: Path | None, data_path: Path) -> ModelSchema | None
 
 def build_model(
     data_path: Path,
-    out_dir: Path,
+    out_dir: Path | None,
     settings: TrainSettings,
     schema_path: Path | None = None,
     name: str | None = None,
     progress: Progress = lambda _: None,
+    repository: Path | None = None,
 ) -> tuple[artifact.Manifest, TrainingResult]:
-    """Train, gate, and write the artifact. Nothing is written when the gate fails."""
+    """Train, gate, and write the artifact into `out_dir`, or as a new version of its model in
+    the model `repository` (`<repository>/<name>/<version>/`). Nothing is written when the gate
+    fails."""
     schema = load_schema(schema_path, data_path)
     if schema is not None and settings.features == TrainSettings().features:
         settings = replace(settings, features=schema.names, target=schema.target.name)
@@ -67,6 +71,10 @@ def build_model(
     }
     progress("drawing the report")
     files.update(build_report(result, card))
+    if repository is not None:
+        out_dir = version_dir(repository, result.schema.name, version)
+    if out_dir is None:
+        raise TrainingError("give an artifact directory or a model repository to write to")
     manifest = artifact.write_artifact(
         out_dir, result.schema.name, version, files, library_versions()
     )

@@ -108,10 +108,8 @@ class Feature:
         The reference check for one value (type, null, range, allowed values, categories),
         worded as the contract's error details are; every faster check must agree with it.
         """
-        if value is None:
-            if self.nullable:
-                return math.nan
-            raise Refused(f"{self.name} cannot be null (training had no missing values)")
+        if value is None and self.nullable:
+            return math.nan
         if self.categories is not None:
             if type(value) is str:
                 code = self.codes.get(value)
@@ -129,9 +127,17 @@ class Feature:
             number = math.inf
         if not math.isfinite(number):
             raise Refused("number is too large for a double; send a finite number")
-        if not self.accepts(np.asarray([number]))[0]:
+        if not self.admits(number):
             raise Refused(f"{self.name} must be {self.describe_range()}, got {_fmt(number)}")
         return number
+
+    def admits(self, number: float) -> bool:
+        """`accepts` for one finite number of a numeric feature, without numpy."""
+        if self.allowed is not None:
+            return number in self.allowed
+        low = number > self.min if self.min_exclusive else number >= self.min
+        high = number < self.max if self.max_exclusive else number <= self.max
+        return low and high
 
     @property
     def codes(self) -> dict[str, float]:

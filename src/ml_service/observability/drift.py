@@ -77,22 +77,26 @@ class Reference:
     """Every monitored feature's training bins, laid out for vectorised binning.
 
     `edges` is (features, max_edges) padded with +inf, so a value's bin is the number of edges
-    at or below it; bin `b` of feature `j` is slot `offsets[j] + b` of a flat count vector.
+    at or below it (a categorical feature's edges sit between its codes, so its bins are its
+    categories); each feature has one more slot after its bins for missing values (NaN). Slot
+    `b` of feature `j` is slot `offsets[j] + b` of a flat count vector.
     """
 
     def __init__(self, schema: ModelSchema) -> None:
-        monitored = [(j, f) for j, f in enumerate(schema.features) if f.reference is not None]
-        self.columns = np.asarray([j for j, _ in monitored], dtype=np.intp)
-        self.names = tuple(f.name for _, f in monitored)
-        expected = [np.asarray(f.reference.fractions, dtype=np.float64) for _, f in monitored]  # type: ignore[union-attr]
-        widest = max((len(f.reference.edges) for _, f in monitored), default=0)  # type: ignore[union-attr]
+        monitored = [(j, f.name, f.reference) for j, f in enumerate(schema.features) if f.reference]
+        self.columns = np.asarray([j for j, _, _ in monitored], dtype=np.intp)
+        self.names = tuple(name for _, name, _ in monitored)
+        expected = [
+            np.asarray([*ref.fractions, ref.missing], dtype=np.float64) for _, _, ref in monitored
+        ]
+        widest = max((len(ref.edges) for _, _, ref in monitored), default=0)
         self.edges = np.full((len(monitored), max(widest, 1)), np.inf)
-        for k, (_, feature) in enumerate(monitored):
-            inner = feature.reference.edges  # type: ignore[union-attr]
-            self.edges[k, : len(inner)] = inner
+        for k, (_, _, ref) in enumerate(monitored):
+            self.edges[k, : len(ref.edges)] = ref.edges
         sizes = np.asarray([len(e) for e in expected], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         self.sizes = sizes
+        self.missing_slots = self.offsets + sizes - 1
         self.slots = int(sizes.sum())
         self.expected = np.maximum(np.concatenate(expected) if expected else np.empty(0), FLOOR)
 
@@ -100,7 +104,11 @@ class Reference:
         """(rows, monitored features) flat slot of each value: O(rows) work, no Python loop."""
         values = rows[:, self.columns]
         index = (values[:, :, None] >= self.edges[None, :, :]).sum(axis=2, dtype=np.int64)
-        return np.asarray(index + self.offsets[None, :], dtype=np.int64)
+        slots = index + self.offsets[None, :]
+        missing = np.isnan(values)
+        if missing.any():
+            slots = np.where(missing, self.missing_slots[None, :], slots)
+        return np.asarray(slots, dtype=np.int64)
 
     def status(self, counts: IntArray, threshold: float) -> DriftStatus:
         """PSI per feature from the window's count per slot."""
@@ -142,8 +150,15 @@ class DriftMonitor:
     `/metrics`, the model status) and the window changed since the last time.
     """
 
-    def __init__(self, schema: ModelSchema, window: int, threshold: float) -> None:
+    def __init__(
+        self,
+        schema: ModelSchema,
+        window: int,
+        threshold: float,
+        labels: tuple[str, str] = ("", ""),
+    ) -> None:
         self.reference = Reference(schema)
+        self.labels = labels
         self.window = window
         self.threshold = threshold
         self.ring = np.zeros((window, len(schema.features)), dtype=np.float64)
@@ -191,9 +206,9 @@ class DriftMonitor:
 
 
 def slot_labels(reference: Reference) -> list[tuple[str, str]]:
-    """(feature, bin) label pairs of every slot, in slot order."""
+    """(feature, bin) label pairs of every slot, in slot order (`missing` for the last one)."""
     return [
-        (name, str(b))
+        (name, str(b) if b < size - 1 else "missing")
         for name, size in zip(reference.names, reference.sizes.tolist(), strict=True)
         for b in range(size)
     ]

@@ -10,9 +10,6 @@ which bounds the memory held.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-
 import numpy as np
 
 from ml_service.model.schema import FloatArray, ModelSchema
@@ -25,7 +22,13 @@ SETTLE_ROWS = 4096
 class InputWatch:
     """Training-range counters and the drift window of one worker."""
 
-    def __init__(self, schema: ModelSchema, window: int, threshold: float) -> None:
+    def __init__(
+        self,
+        schema: ModelSchema,
+        window: int,
+        threshold: float,
+        labels: tuple[str, str] = ("", ""),
+    ) -> None:
         features = schema.features
         self.low = np.asarray(
             [-np.inf if f.train_min is None else f.train_min for f in features], dtype=np.float64
@@ -33,8 +36,8 @@ class InputWatch:
         self.high = np.asarray(
             [np.inf if f.train_max is None else f.train_max for f in features], dtype=np.float64
         )
-        self.outside = [metrics.OUTSIDE_TRAINING.labels(f.name) for f in features]
-        self.drift = DriftMonitor(schema, window, threshold)
+        self.outside = [metrics.OUTSIDE_TRAINING.labels(*labels, f.name) for f in features]
+        self.drift = DriftMonitor(schema, window, threshold, labels)
         self.published = -1
         self._pending: list[FloatArray] = []
         self._pending_rows = 0
@@ -72,13 +75,3 @@ class InputWatch:
         """Drift over every worker's window (this worker's alone without multi-process mode)."""
         self.settle()
         return self.drift.status(metrics.window_counts(self.drift))
-
-
-@contextlib.asynccontextmanager
-async def publishing(watch: InputWatch | None) -> AsyncIterator[None]:
-    """Settle and publish every `metrics.FLUSH_SECONDS` for the duration of the block."""
-    if watch is None:
-        yield
-        return
-    async with metrics.every(metrics.FLUSH_SECONDS, watch.publish):
-        yield

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-APP = "ml_service.api.asgi:app"
+APP = "ml_service.http.app:app"
 CONFIG = "python:ml_service.server.gunicorn_config"
 
 

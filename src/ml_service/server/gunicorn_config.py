@@ -2,7 +2,7 @@
 
 Used by `ml-service serve` and directly by platforms: App Service's startup command is
 `gunicorn --config python:ml_service.server.gunicorn_config --bind=0.0.0.0:${PORT:-8000}
-ml_service.api.asgi:app`.
+ml_service.http.app:app`.
 """
 
 from __future__ import annotations

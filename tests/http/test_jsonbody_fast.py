@@ -17,8 +17,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ml_service.api import jsonbody
 from ml_service.errors import MalformedJSON
+from ml_service.http import jsonbody
 
 SETTINGS = settings(
     max_examples=300,

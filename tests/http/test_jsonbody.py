@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from ml_service.api.jsonbody import MAX_DEPTH, parse_json
 from ml_service.errors import MalformedJSON
+from ml_service.http.jsonbody import MAX_DEPTH, parse_json
 
 
 @pytest.mark.parametrize(

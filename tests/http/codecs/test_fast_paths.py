@@ -1,29 +1,26 @@
-"""Each dialect's fast path gives exactly what the reference reader gives.
+"""Each codec's fast path gives exactly what its reference reader gives.
 
-`parse` tries the fast path and falls back to `parse_exact`; for random bodies near the common
-case (valid rows, then values out of range, wrong types, booleans, huge numbers, missing, extra
-or reordered keys, ragged rows, mixed forms, odd shapes and datatypes), `parse` and
-`parse_exact` return the same matrix (values, shape, dtype, C order) or raise the same error
+`decode` tries the fast path and falls back to the exact reader; for random bodies near the
+common case (valid rows, then values out of range, wrong types, booleans, huge numbers, missing,
+extra or reordered keys, ragged rows, mixed forms, odd shapes and datatypes), `decode` and the
+exact reader return the same matrix (values, shape, dtype, C order) or raise the same error
 (class, message and every detail).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.http.codecs.support import CHECKER, SCHEMA
 
-from ml_service.api.dialects import kserve_v1, open_inference, original, prepared
 from ml_service.errors import ServiceError
-from ml_service.model.schema import ModelSchema
+from ml_service.http.codecs import kserve_v1, open_inference, original
+from ml_service.http.codecs.base import Limits
 
-ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = ModelSchema.from_dict(json.loads((ROOT / "data" / "housing.schema.json").read_text()))
 NAMES = list(SCHEMA.names)
 SETTINGS = settings(
     max_examples=400,
@@ -84,6 +81,22 @@ def damaged(draw: st.DrawFn, mapping: dict[Any, Any], keys: list[Any]) -> dict[A
     return out
 
 
+CODECS = {
+    original: original.Original(),
+    kserve_v1: kserve_v1.KServeV1(),
+    open_inference: open_inference.OpenInference(),
+}
+
+
+def _decode(module: Any, body: Any, limit: int) -> Any:
+    rows, meta = CODECS[module].decode(body, CHECKER, Limits(limit))
+    return rows if meta is None else (rows, meta)
+
+
+def _exact(module: Any, body: Any, limit: int) -> Any:
+    return module._exact(body, CHECKER, Limits(limit))
+
+
 def same(parse: Callable[[], Any], exact: Callable[[], Any]) -> None:
     def run(call: Callable[[], Any]) -> tuple[str, Any]:
         try:
@@ -117,8 +130,8 @@ def test_original(table: list[dict[str, Any]], form: str, data: st.DataObject, l
             body[name] = data.draw(st.sampled_from([[1.0], {"0": 1.0}, 5, None, "x"]))
     body = data.draw(damaged(data.draw(shuffled(body)), NAMES))
     same(
-        lambda: original.parse(body, SCHEMA, limit),
-        lambda: original.parse_exact(body, SCHEMA, limit),
+        lambda: _decode(original, body, limit),
+        lambda: _exact(original, body, limit),
     )
 
 
@@ -154,8 +167,8 @@ def test_kserve_v1(table: list[dict[str, Any]], key: str, data: st.DataObject, l
     if data.draw(st.integers(0, 15)) == 0:
         body = instances
     same(
-        lambda: kserve_v1.parse(body, SCHEMA, limit),
-        lambda: kserve_v1.parse_exact(body, SCHEMA, limit),
+        lambda: _decode(kserve_v1, body, limit),
+        lambda: _exact(kserve_v1, body, limit),
     )
 
 
@@ -227,29 +240,29 @@ def test_open_inference(table: list[dict[str, Any]], data: st.DataObject, limit:
     )
     body.update(extra)
     same(
-        lambda: open_inference.parse(body, SCHEMA, limit),
-        lambda: open_inference.parse_exact(body, SCHEMA, limit),
+        lambda: _decode(open_inference, body, limit),
+        lambda: _exact(open_inference, body, limit),
     )
 
 
 def test_fast_paths_take_the_common_case() -> None:
     # The equivalence tests above would pass with no fast path at all; this one proves it runs.
     row = {"CHAS": 0, "RM": 6.575, "TAX": 296.0, "PTRATIO": 15.3, "B": 396.9, "LSTAT": 4.98}
-    assert original._fast({n: {"0": row[n]} for n in NAMES}, SCHEMA, 10) is not None
-    assert original._fast({n: [row[n]] * 3 for n in NAMES}, SCHEMA, 10) is not None
-    assert kserve_v1._fast({"instances": [row, row]}, SCHEMA, 10) is not None
-    assert kserve_v1._fast({"inputs": [list(row.values())]}, SCHEMA, 10) is not None
+    assert original._fast({n: {"0": row[n]} for n in NAMES}, CHECKER, 10) is not None
+    assert original._fast({n: [row[n]] * 3 for n in NAMES}, CHECKER, 10) is not None
+    assert kserve_v1._fast({"instances": [row, row]}, CHECKER, 10) is not None
+    assert kserve_v1._fast({"inputs": [list(row.values())]}, CHECKER, 10) is not None
     v2 = {
         "inputs": [{"name": "x", "shape": [1, 6], "datatype": "FP64", "data": list(row.values())}]
     }
-    assert open_inference._fast(v2, SCHEMA, 10) is not None
+    assert open_inference._fast(v2, CHECKER, 10) is not None
     v2["inputs"][0]["data"] = [list(row.values())]
-    assert open_inference._fast(v2, SCHEMA, 10) is not None
+    assert open_inference._fast(v2, CHECKER, 10) is not None
 
 
 def test_prepared_bounds_match_feature_accepts() -> None:
     # Exclusive bounds become the next double: 0 is refused for RM, the smallest double is not.
-    prep = prepared(SCHEMA)
+    prep = CHECKER
     base = np.array([[0.0, 6.5, 296.0, 15.3, 396.9, 4.98]])
     for j, feature in enumerate(SCHEMA.features):
         for candidate in (
@@ -340,9 +353,9 @@ def bodies(table: list[dict[str, Any]]) -> list[tuple[str, Any]]:
 
 
 READERS = {
-    "original": (original.parse, original.parse_exact),
-    "v1": (kserve_v1.parse, kserve_v1.parse_exact),
-    "v2": (open_inference.parse, open_inference.parse_exact),
+    "original": original,
+    "v1": kserve_v1,
+    "v2": open_inference,
 }
 
 
@@ -353,17 +366,17 @@ def test_every_odd_value_in_every_feature_and_form() -> None:
                 table = [dict(r) for r in BASE]
                 table[row][name] = odd
                 for dialect, body in bodies(table):
-                    parse, exact = READERS[dialect]
+                    module = READERS[dialect]
                     same(
-                        lambda p=parse, b=body: p(b, SCHEMA, 5),
-                        lambda e=exact, b=body: e(b, SCHEMA, 5),
+                        lambda m=module, b=body: _decode(m, b, 5),
+                        lambda m=module, b=body: _exact(m, b, 5),
                     )
 
 
 def test_row_keys_in_another_order_per_feature() -> None:
     body = {n: {"a": BASE[0][n], "b": BASE[1][n]} for n in NAMES}
     body["TAX"] = {"b": BASE[1]["TAX"], "a": BASE[0]["TAX"]}
-    rows = original.parse(body, SCHEMA, 5)
-    same(lambda: rows, lambda: original.parse_exact(body, SCHEMA, 5))
+    rows = _decode(original, body, 5)
+    same(lambda: rows, lambda: _exact(original, body, 5))
     body = {"RM": {"b": BASE[1]["RM"], "a": BASE[0]["RM"]}, **body}
-    same(lambda: original.parse(body, SCHEMA, 5), lambda: original.parse_exact(body, SCHEMA, 5))
+    same(lambda: _decode(original, body, 5), lambda: _exact(original, body, 5))

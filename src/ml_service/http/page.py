@@ -14,22 +14,23 @@ import re
 from pathlib import Path
 from typing import Any
 
-from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
 
-from ml_service.api.state import ServiceState
-from ml_service.errors import NotFound
+from ml_service.errors import NotFound, NotReady
+from ml_service.http.openapi import Doc
 from ml_service.model.artifact import ServingArtifact, read_verified
 from ml_service.model.report import PLOTS, REPORT_DIR, REPORT_FILE
 from ml_service.model.schema import Feature, _fmt
+from ml_service.repository.registry import Registry
 
-__all__ = ["REPORT_DIR", "REPORT_FILE", "STATIC", "favicon", "render", "report_file"]
+__all__ = ["REPORT_DIR", "REPORT_FILE", "STATIC", "Pages", "favicon", "render", "report_file"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
 
-REPORT_PATH = "/model/report"
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -44,11 +45,68 @@ MEDIA_TYPES = {".svg": "image/svg+xml", ".css": "text/css; charset=utf-8", ".png
 _SCALED_DOLLARS = re.compile(r"^\$\s*([0-9][0-9,]*)s?$")
 
 
-def render(state: ServiceState) -> HTMLResponse:
-    """The home page for whatever the worker holds (a notice when no model is loaded)."""
-    loaded = state.loaded
-    artifact = loaded.artifact if loaded else None
-    context: dict[str, Any] = {"artifact": artifact, "error": state.load_error}
+class Pages:
+    """The page and report routes, over one worker's registry."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def routes(self) -> list[tuple[str, Any, Doc | None]]:
+        table: list[tuple[str, Any, Doc | None]] = [
+            (
+                "/",
+                self.home,
+                Doc("Prediction web page", "page", response={"type": "string"}, errors=()),
+            ),
+            ("/favicon.ico", self.favicon, None),
+        ]
+        for prefix in (
+            "/model",
+            "/models/{name:model}",
+            "/models/{name:model}/versions/{version:version}",
+        ):
+            table.append((f"{prefix}/report", self.report, Doc("Model report", "page")))
+            table.append(
+                (
+                    f"{prefix}/report/{{file:path}}",
+                    self.report,
+                    Doc("Model report plots and style", "page"),
+                )
+            )
+        return table
+
+    async def home(self, request: Request) -> Response:
+        """The page for `?model=` (and `&version=`), else the default (or first) model."""
+        registry = self.registry
+        name = request.query_params.get("model")
+        version = request.query_params.get("version")
+        models = sorted(registry.snapshot.models)
+        try:
+            model = registry.resolve(name or (models[0] if len(models) == 1 else None), version)
+        except NotFound:
+            if name is not None or not models:
+                raise
+            model = registry.resolve(models[0])
+        except NotReady as exc:
+            return render(None, exc.message, models)
+        return render(model.artifact, None, models)
+
+    async def report(self, request: Request) -> Response:
+        params = request.path_params
+        model = self.registry.resolve(params.get("name"), params.get("version"))
+        file = params.get("file")
+        return report_file(model.artifact, f"{REPORT_DIR}/{file}" if file else REPORT_FILE)
+
+    async def favicon(self, _: Request) -> Response:
+        return favicon()
+
+
+def render(
+    artifact: ServingArtifact | None, error: str | None, models: list[str] | None = None
+) -> HTMLResponse:
+    """The home page for one served model (a notice when there is none), with a picker when
+    the server serves several `models`."""
+    context: dict[str, Any] = {"artifact": artifact, "error": error, "models": models or []}
     if artifact is not None:
         context.update(_model_context(artifact))
     html = _env.get_template("home.html").render(**context)
@@ -67,9 +125,13 @@ def _model_context(artifact: ServingArtifact) -> dict[str, Any]:
         "fields": [field_context(f) for f in schema.features],
         "examples": schema.examples,
         "has_report": has_report,
-        "report_path": REPORT_PATH,
+        "report_path": f"/models/{artifact.name}/versions/{artifact.version}/report",
         "plots": [
-            {"src": f"{REPORT_PATH}/{p.file}", "title": p.title, "alt": p.alt}
+            {
+                "src": f"/models/{artifact.name}/versions/{artifact.version}/report/{p.file}",
+                "title": p.title,
+                "alt": p.alt,
+            }
             for p in PLOTS
             if f"{REPORT_DIR}/{p.file}" in artifact.manifest.files
         ],
@@ -111,9 +173,8 @@ def field_context(feature: Feature) -> dict[str, Any]:
     }
 
 
-def report_file(state: ServiceState, name: str) -> Response:
-    """A report file from the served artifact, checked against its manifest digest."""
-    artifact = state.require().artifact
+def report_file(artifact: ServingArtifact, name: str) -> Response:
+    """A report file from a served artifact, checked against its manifest digest."""
     if name != REPORT_FILE and not name.startswith(f"{REPORT_DIR}/"):
         raise NotFound(f"no such report file: {name}")
     if name not in artifact.manifest.files or ".." in Path(name).parts:

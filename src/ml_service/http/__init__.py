@@ -1,0 +1,1 @@
+"""The HTTP service: one route table, one request pipeline, codecs per dialect."""

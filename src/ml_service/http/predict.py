@@ -1,0 +1,44 @@
+"""The prediction endpoint: the one path every prediction takes, whatever its dialect.
+
+route → `Registry.resolve` (404 / 503) → body (415 / 413) → strict JSON (400) →
+`Codec.decode` with the model's checks (413 / 422) → `LoadedModel.predict` → `Codec.encode`.
+"""
+
+from __future__ import annotations
+
+from starlette.types import Receive, Scope, Send
+
+from ml_service.http.body import read_json_body
+from ml_service.http.codecs.base import Codec
+from ml_service.http.jsonbody import parse_json
+from ml_service.http.pipeline import INFO_KEY
+from ml_service.http.responses import dumps, send_json
+from ml_service.http.service import Service
+
+
+class PredictEndpoint:
+    """A dialect's prediction route (a raw ASGI endpoint in the route table)."""
+
+    __slots__ = ("codec", "dialect", "limit", "service")
+
+    def __init__(self, codec: Codec, service: Service) -> None:
+        self.codec = codec
+        self.dialect = codec.dialect
+        self.service = service
+        self.limit = service.settings.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        service = self.service
+        params = scope["path_params"]
+        model = service.registry.resolve(params.get("name"), params.get("version"))
+        body = parse_json(await read_json_body(scope, receive, self.limit))
+        rows, meta = self.codec.decode(body, model.checker, service.limits)
+        prediction = await model.predict(rows)
+        model.observe(self.dialect, rows, prediction)
+        info = scope[INFO_KEY]
+        info.dialect = self.dialect
+        info.model = model.name
+        info.version = model.version
+        info.rows = rows
+        info.prediction = prediction
+        await send_json(send, 200, dumps(self.codec.encode(prediction, model, meta)))

@@ -1,0 +1,1 @@
+"""Where models come from and which ones a worker serves."""
