@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import ROOT, Visit
+from tests.browser.conftest import ROOT, Visit
 from tests.support.server import Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow]
@@ -188,7 +188,9 @@ def test_report_is_linked_and_its_plots_load(visit: Visit, server: Server) -> No
     page = visit.page
     page.goto("/")
     page.get_by_role("link", name="Full model report").click()
-    page.wait_for_url(f"{server.url}/model/report")
+    page.wait_for_url(
+        re.compile(f"{re.escape(server.url)}/models/housing/versions/[0-9a-f]+/report")
+    )
     page.wait_for_load_state("networkidle")
     assert "Model report: housing" in page.locator("h1").inner_text()
     widths = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.naturalWidth)")

@@ -47,7 +47,7 @@ def test_training_and_held_out_rows(
     predictor, pipeline = models
     result = trained[1]
     for rows in (result.x_train, result.x_test):
-        onnx = predictor.predict(np.asarray(rows, dtype=np.float64))
+        onnx = predictor.predict(np.asarray(rows, dtype=np.float64)).values
         sklearn = pipeline.predict(rows)  # type: ignore[attr-defined]
         assert onnx.shape == sklearn.shape
         assert np.max(np.abs(onnx - sklearn)) <= MAX_ABS_DIFF
@@ -59,7 +59,7 @@ def test_random_rows_across_and_beyond_the_training_range(
 ) -> None:
     predictor, pipeline = models
     rows = random_rows(model_dir, 10_000, seed)
-    diff = np.abs(predictor.predict(rows) - pipeline.predict(rows))  # type: ignore[attr-defined]
+    diff = np.abs(predictor.predict(rows).values - pipeline.predict(rows))  # type: ignore[attr-defined]
     assert diff.max() <= MAX_ABS_DIFF
 
 
@@ -69,6 +69,6 @@ def test_one_row_at_a_time_equals_the_batch(
     # The single-row fast path and a batch must agree exactly: same graph, same float32 input.
     predictor, _ = models
     rows = random_rows(model_dir, 200, 3)
-    batch = predictor.predict(rows)
-    singles = np.concatenate([predictor.predict(rows[i : i + 1]) for i in range(len(rows))])
+    batch = predictor.predict(rows).values
+    singles = np.concatenate([predictor.predict(rows[i : i + 1]).values for i in range(len(rows))])
     np.testing.assert_array_equal(singles, batch)

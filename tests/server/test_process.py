@@ -20,7 +20,7 @@ JSON = {"content-type": "application/json"}
 def test_serves_the_sample_and_logs_json_lines(
     model_dir: Path, tmp_path: Path, sample: dict[str, object]
 ) -> None:
-    with running_server(model_dir, tmp_path) as server:
+    with running_server(model_dir, tmp_path, env={"ML_SERVICE_LOG_INPUTS": "true"}) as server:
         response = httpx.post(
             server.url + "/predict", json=sample, headers={"x-request-id": "trace-1"}
         )

@@ -192,7 +192,6 @@ def test_startup_to_ready_is_fast(model_dir: Path, tmp_path: Path) -> None:
 def test_readiness_turns_503_the_moment_the_worker_is_told_to_stop(model_dir: Path) -> None:
     """The worker's signal handler marks the app draining before uvicorn's next tick."""
     app = create_app(Settings(model_dir=model_dir, workers=1))
-    app.state.load()
     server = DrainingServer(Config(app=app))
     sample = (ROOT / "data" / "sample_request.json").read_bytes()
 
@@ -203,8 +202,14 @@ def test_readiness_turns_503_the_moment_the_worker_is_told_to_stop(model_dir: Pa
             predicted = await client.post("/predict", content=sample)
             return ready.status_code, predicted.status_code
 
-    assert asyncio.run(ask()) == (200, 200)
-    server.handle_exit(signal.SIGTERM, None)
+    async def around_the_signal() -> tuple[tuple[int, int], tuple[int, int]]:
+        async with app.state.running():
+            before = await ask()
+            server.handle_exit(signal.SIGTERM, None)
+            return before, await ask()
+
+    before, after = asyncio.run(around_the_signal())
+    assert before == (200, 200)
     assert server.should_exit
     # Readiness is off at once; a request that still reaches the worker is answered.
-    assert asyncio.run(ask()) == (503, 200)
+    assert after == (503, 200)
