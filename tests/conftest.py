@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from ml_service.http.app import create_app
 from ml_service.config import Settings
+from ml_service.http.app import create_app
 from ml_service.model.build import build_model
 from ml_service.model.training import TrainingResult, TrainSettings
 

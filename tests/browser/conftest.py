@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.support.server import Server, running_server
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from tests.browser.conftest import ROOT, Visit
 from tests.support.server import Server
 

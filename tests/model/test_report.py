@@ -9,8 +9,8 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from ml_service.http.app import create_app
 from ml_service.config import Settings
+from ml_service.http.app import create_app
 from ml_service.model import artifact
 from ml_service.model.report import PLOTS, REPORT_DIR, REPORT_FILE, STYLESHEET, build_report
 from ml_service.model.training import TrainingResult

@@ -16,11 +16,11 @@ import httpx
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from tests.support.server import Server, running_server
 
 from ml_service.model.artifact import load_serving
 from ml_service.model.schema import ModelSchema
 from ml_service.observability.drift import MIN_ROWS, DriftMonitor
-from tests.support.server import Server, running_server
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data" / "housing.csv"

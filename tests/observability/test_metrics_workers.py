@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.support.server import Server, running_server
 
 from ml_service.observability.metrics import FLUSH_SECONDS
-from tests.support.server import Server, running_server
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 

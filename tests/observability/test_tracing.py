@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from ml_service.http.app import create_app
 from ml_service.config import Settings
+from ml_service.http.app import create_app
 from ml_service.observability.tracing import TracingMiddleware, TracingUnavailable, instrument
 
 

@@ -24,8 +24,8 @@ import pytest
 from tests.support.server import Server, running_server
 from uvicorn.config import Config
 
-from ml_service.http.app import create_app
 from ml_service.config import Settings
+from ml_service.http.app import create_app
 from ml_service.server.worker import DrainingServer
 
 ROOT = Path(__file__).resolve().parents[2]
