@@ -42,7 +42,8 @@ def artifact_copy(model_dir: Path, tmp_path: Path) -> Path:
     return target
 
 
-def make_client(model_dir: Path, **overrides: object) -> TestClient:
+def make_client(model_dir: Path | None, **overrides: object) -> TestClient:
+    """An in-process client of an app serving `model_dir` (or what `overrides` name)."""
     settings = Settings(model_dir=model_dir, **overrides)  # type: ignore[arg-type]
     return TestClient(create_app(settings), raise_server_exceptions=False)
 

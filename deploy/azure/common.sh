@@ -19,7 +19,7 @@
 : "${AZURE_LOG_LEVEL:=info}"
 : "${AZURE_HEALTH_PATH:=/health/ready}"
 # shellcheck disable=SC2016 # ${PORT} is expanded by App Service when the app starts, not here
-DEFAULT_STARTUP_COMMAND='gunicorn --config python:ml_service.server.gunicorn_config --bind=0.0.0.0:${PORT:-8000} ml_service.api.asgi:app'
+DEFAULT_STARTUP_COMMAND='gunicorn --config python:ml_service.server.gunicorn_config --bind=0.0.0.0:${PORT:-8000} ml_service.http.app:app'
 : "${AZURE_STARTUP_COMMAND:=$DEFAULT_STARTUP_COMMAND}"
 
 SCRIPT_NAME=$(basename "$0")

@@ -71,25 +71,29 @@ class Server:
 
 @contextmanager
 def running_server(
-    model_dir: Path,
+    model_dir: Path | None,
     tmp_path: Path,
     env: Mapping[str, str] | None = None,
     ready: bool = True,
     command: list[str] | None = None,
 ) -> Iterator[Server]:
-    """Start `ml-service serve` (or `command`), wait for readiness, stop it afterwards."""
+    """Start `ml-service serve` (or `command`) for `model_dir` (None: what `env` names), wait
+    for readiness, stop it afterwards."""
     port = free_port()
     log = tmp_path / f"server-{port}.log"
     full_env = {
         **os.environ,
         "PORT": str(port),
         "ML_SERVICE_HOST": "127.0.0.1",
-        "ML_SERVICE_MODEL_DIR": str(model_dir),
         "ML_SERVICE_WORKERS": "1",
         "ML_SERVICE_METRICS_DIR": str(tmp_path / f"metrics-{port}"),
         **(env or {}),
     }
     full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    if "ML_SERVICE_MODEL_DIR" not in (env or {}):
+        full_env.pop("ML_SERVICE_MODEL_DIR", None)
+        if model_dir is not None:
+            full_env["ML_SERVICE_MODEL_DIR"] = str(model_dir)
     with log.open("wb") as out:
         process = subprocess.Popen(
             command or [str(BIN / "ml-service"), "serve"],

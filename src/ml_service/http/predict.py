@@ -41,4 +41,5 @@ class PredictEndpoint:
         info.version = model.version
         info.rows = rows
         info.prediction = prediction
-        await send_json(send, 200, dumps(self.codec.encode(prediction, model, meta)))
+        body = dumps(self.codec.encode(prediction, model, meta))
+        await send_json(send, 200, body, model.headers)

@@ -67,10 +67,12 @@ class LoadedModel:
     """One served model version: its verified artifact, checks, predictor and watchers."""
 
     __slots__ = (
+        "__weakref__",
         "artifact",
         "checker",
         "class_keys",
         "classes",
+        "headers",
         "name",
         "path",
         "predictor",
@@ -86,6 +88,11 @@ class LoadedModel:
         self.version = artifact.version
         self.path = artifact.path
         self.schema: ModelSchema = artifact.schema
+        # Every prediction's answer names the version that gave it.
+        self.headers = [
+            (b"x-model-name", self.name.encode()),
+            (b"x-model-version", self.version.encode()),
+        ]
         self.checker = Checker(artifact.schema)
         self.predictor = Predictor(artifact)
         classes = artifact.schema.target.classes
