@@ -75,6 +75,7 @@ class Results:
     model: dict[str, Any] = field(default_factory=dict)
     service: dict[str, Any] = field(default_factory=dict)
     targets: list[dict[str, Any]] = field(default_factory=list)
+    comparison: list[dict[str, Any]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
 
@@ -319,6 +320,12 @@ def best_seconds(call: Any, number: int, repeat: int = 5) -> float:
     return best
 
 
+def values(prediction: Any) -> np.ndarray:
+    """A regressor's predicted values (a `Prediction`, or the array older trees return)."""
+    found = getattr(prediction, "values", prediction)
+    return np.asarray(found)
+
+
 def model_alone(model_dir: Path, one: np.ndarray, batch: np.ndarray) -> dict[str, Any]:
     """The ONNX predictor (and the scikit-learn pipeline, when installed) without HTTP."""
     from ml_service.model.artifact import load_serving
@@ -346,7 +353,7 @@ def model_alone(model_dir: Path, one: np.ndarray, batch: np.ndarray) -> dict[str
         BATCH_ROWS / best_seconds(lambda: pipeline.predict(batch), 3)
     )
     out["max_abs_diff_onnx_vs_sklearn_10k"] = float(
-        np.max(np.abs(predictor.predict(batch) - pipeline.predict(batch)))
+        np.max(np.abs(values(predictor.predict(batch)) - pipeline.predict(batch)))
     )
     return out
 
@@ -413,7 +420,11 @@ def gunicorn_command(bin_dir: Path, app: str, port: int) -> list[str]:
     ]
 
 
-def service_env(args: argparse.Namespace, port: int, metrics: Path) -> dict[str, str]:
+def service_env(
+    args: argparse.Namespace, port: int, metrics: Path, src: Path | None = None
+) -> dict[str, str]:
+    """The environment of an ml-service under test (served from `src`, else `--src`)."""
+    src = src or args.src
     env = {
         **os.environ,
         "PORT": str(port),
@@ -423,8 +434,8 @@ def service_env(args: argparse.Namespace, port: int, metrics: Path) -> dict[str,
         "ML_SERVICE_METRICS_DIR": str(metrics),
         "ML_SERVICE_LOG_LEVEL": args.log_level,
     }
-    if args.src:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(args.src), env.get("PYTHONPATH")]))
+    if src:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), env.get("PYTHONPATH")]))
     return env
 
 
@@ -519,6 +530,15 @@ def evaluate(results: Results) -> None:
             0.5,
             above=True,
         )
+    for run in results.runs:
+        base = (
+            find("baseline", run.request, run.connections) if run.server == "ml-service" else None
+        )
+        share = ratio(run, base) if base else None
+        if share is not None:
+            results.comparison.append(
+                {"request": run.request, "connections": run.connections, "ratio": round(share, 3)}
+            )
     target("cold start to ready, s", results.service.get("cold_start_s"), 2.0, above=False)
     target("resident memory per worker, MB", results.service.get("worker_rss_mb"), 150, above=False)
 
@@ -541,7 +561,7 @@ def markdown(results: Results) -> str:
         "| ratio to floor |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    order = {"floor": 0, "ml-service": 1, "fastapi": 2}
+    order = {"floor": 0, "ml-service": 1, "baseline": 2, "fastapi": 3}
     for r in sorted(results.runs, key=lambda r: (order.get(r.server, 3), r.rows, r.request)):
         ratio = f"{r.ratio_to_floor:.3f}" if r.ratio_to_floor is not None else ""
         lines.append(
@@ -551,6 +571,14 @@ def markdown(results: Results) -> str:
     lines += ["", "| measured in-process / at start | value |", "| --- | ---: |"]
     for key, value in {**results.model, **results.service}.items():
         lines.append(f"| {key} | {value} |")
+    if results.comparison:
+        lines += [
+            "",
+            "| ml-service / baseline | conns | requests/s ratio |",
+            "| --- | ---: | ---: |",
+        ]
+        for c in results.comparison:
+            lines.append(f"| {c['request']} | {c['connections']} | {c['ratio']:.3f} |")
     lines += ["", "| target | value | limit | met |", "| --- | ---: | ---: | --- |"]
     for t in results.targets:
         lines.append(
@@ -594,6 +622,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cold-starts", type=int, default=3)
     parser.add_argument("--log-level", default="info", help="ml-service's ML_SERVICE_LOG_LEVEL")
     parser.add_argument("--src", type=Path, help="serve ml_service from this source tree instead")
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="also serve ml_service from this source tree (say, the last release) in the same "
+        "rounds, as the server `baseline`: before and after in one run",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     return parser.parse_args(argv)
 
@@ -688,6 +722,14 @@ def run_servers(
             )  # fmt: skip
             single = ["original", "v1", "v2"]
             plan.append((stack.enter_context(running(service)), single))
+        if args.baseline_src:
+            port = free_port()
+            env = service_env(args, port, tmp / "metrics-baseline", args.baseline_src)
+            baseline = Server(
+                "baseline", service_command, env, f"http://127.0.0.1:{port}/health/ready",
+                args.logs / "baseline.log",
+            )  # fmt: skip
+            plan.append((stack.enter_context(running(baseline)), ["original", "v1", "v2"]))
         if "fastapi" in wanted:
             port = free_port()
             env = {**os.environ, "ML_SERVICE_MODEL_DIR": str(args.model_dir)}
@@ -727,6 +769,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.src:
         args.src = args.src.absolute()
         sys.path.insert(0, str(args.src))
+    if args.baseline_src:
+        args.baseline_src = args.baseline_src.absolute()
     from ml_service.model.artifact import load_serving
     from ml_service.predictor import Predictor
 
@@ -751,6 +795,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": artifact.name,
         "model_version": artifact.version,
         "src": str(args.src or ""),
+        "baseline_src": str(args.baseline_src or ""),
     }
     started = datetime.now(UTC).isoformat(timespec="seconds")
     results = Results(started=started, machine=machine(), settings=settings)
@@ -758,7 +803,7 @@ def main(argv: list[str] | None = None) -> int:
     print("bench: the model alone, in-process", flush=True)
     results.model = model_alone(args.model_dir, one, batch)
     predictor = Predictor(artifact)
-    expected = {"one": predictor.predict(one), "batch": predictor.predict(batch)}
+    expected = {"one": values(predictor.predict(one)), "batch": values(predictor.predict(batch))}
     args.logs.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ml-service-bench-") as tmp:
         try:

@@ -40,7 +40,7 @@ def test_half_written_and_foreign_entries_are_not_versions(model_dir: Path, tmp_
     (tmp_path / "housing" / "notes.txt").write_text("not a version")
     (tmp_path / "housing" / "empty").mkdir()  # no manifest
     (tmp_path / ".cache").mkdir()
-    os.symlink(tmp_path / "housing" / "v1", tmp_path / "housing" / "link")
+    (tmp_path / "housing" / "link").symlink_to(tmp_path / "housing" / "v1")
     found = scan_repository(tmp_path)
     assert list(found) == ["housing"]
     assert [v.version for v in found["housing"]] == ["v1"]
