@@ -20,7 +20,7 @@ from stubkit import StubEnv, option
 
 PAT = "pat5x3kq7m2vzr8wnb4c6t9yd1hfjgle0s7u2o4ip3a5"
 ORG = "https://dev.azure.com/contoso"
-ACCESS_TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.imds-access-token"  # noqa: S105
+ACCESS_TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.imds-access-token"
 CHANGING_FIRST_RUN = [
     "group create",
     "keyvault create",

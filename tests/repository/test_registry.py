@@ -90,7 +90,7 @@ def test_a_tampered_new_version_is_refused_and_the_old_one_keeps_serving(
     (entry,) = [e for e in registry.index() if e.version == "v3"]
     assert entry.state == State.UNAVAILABLE
     assert "model.onnx: modified since training" in entry.reason
-    with pytest.raises(Conflict, match="version 'v3': .*model.onnx.*version 'v2' serves"):
+    with pytest.raises(Conflict, match=r"version 'v3': .*model.onnx.*version 'v2' serves"):
         registry.refused(plan, "housing")
 
 
@@ -153,5 +153,5 @@ def test_one_artifact_directory_serves_as_before(model_dir: Path, tmp_path: Path
     missing = Registry(Settings(model_dir=tmp_path / "none"))
     load(missing)
     assert not missing.ready
-    with pytest.raises(NotReady, match="manifest.json: missing"):
+    with pytest.raises(NotReady, match=r"manifest\.json: missing"):
         missing.resolve(None)

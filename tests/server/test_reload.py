@@ -171,7 +171,7 @@ def test_tritonclient_lists_loads_and_unloads(
         assert not client.is_model_ready("homes")
         states = {m["name"]: m["state"] for m in client.get_model_repository_index(headers=ADMIN)}
         assert states["homes"] == "UNAVAILABLE"
-        with pytest.raises(triton.InferenceServerException, match="401|admin token"):
+        with pytest.raises(triton.InferenceServerException, match=r"401|admin token"):
             client.load_model("housing")
         client.load_model("homes", headers=ADMIN)
         assert client.is_model_ready("homes")
