@@ -138,7 +138,8 @@ class Checker:
         self.numeric_only = not self.categorical
         self.low = np.asarray(low, dtype=np.float64)
         self.high = np.asarray(high, dtype=np.float64)
-        self.bounds = list(zip(low, high, self.codes, strict=True))
+        nullable = [f.nullable for f in schema.features]
+        self.bounds = list(zip(low, high, self.codes, nullable, strict=True))
         getter = operator.itemgetter(*self.names)
         self.getter: Callable[[Any], Any] = getter if self.width > 1 else lambda d: (getter(d),)
 
@@ -167,8 +168,10 @@ class Checker:
         row: list[float] = []
         append = row.append
         try:
-            for value, (low, high, codes) in zip(values, self.bounds, strict=True):
-                if codes is None:
+            for value, (low, high, codes, nullable) in zip(values, self.bounds, strict=True):
+                if value is None and nullable:
+                    append(math.nan)
+                elif codes is None:
                     kind = type(value)
                     if kind is not float and kind is not int:
                         return None
@@ -181,7 +184,7 @@ class Checker:
         except (OverflowError, KeyError, TypeError, ValueError):
             return None
         for j, allowed in self.allowed:
-            if row[j] not in allowed:
+            if row[j] not in allowed and not (math.isnan(row[j]) and self.features[j].nullable):
                 return None
         return np.array([row], dtype=np.float64)
 
