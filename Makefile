@@ -41,8 +41,12 @@ model: $(MODEL) ## Train the default model if it is missing or stale
 train: $(STAMP) ## Train the default model now (add ARGS=... for more options)
 	$(BIN)/ml-service train --data $(DATA) --schema $(SCHEMA) --out $(MODEL_DIR) $(ARGS)
 
-run: $(MODEL) ## Serve the default model on PORT (default 8000)
-	ML_SERVICE_MODEL_DIR=$(MODEL_DIR) $(BIN)/ml-service serve
+# `make run` serves what ML_SERVICE_MODEL_DIR or ML_SERVICE_MODEL_REPOSITORY name when either is
+# set in the environment, else the default model (trained first when missing or stale).
+RUN_OWN_MODEL := $(strip $(ML_SERVICE_MODEL_DIR)$(ML_SERVICE_MODEL_REPOSITORY))
+
+run: $(STAMP) $(if $(RUN_OWN_MODEL),,$(MODEL)) ## Serve the default model on PORT (or the artifact or repository ML_SERVICE_MODEL_DIR / _REPOSITORY name)
+	$(if $(RUN_OWN_MODEL),,ML_SERVICE_MODEL_DIR=$(MODEL_DIR)) $(BIN)/ml-service serve
 
 test: $(STAMP) $(MODEL) browser-deps ## Run the whole test suite (installs Debian's chromium when missing)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
