@@ -59,7 +59,7 @@ class Endpoints:
             (
                 "/metrics",
                 self.metrics,
-                Doc("Prometheus metrics (text format)", "probes", errors=()),
+                Doc("Prometheus metrics (text format)", "probes", media=("text/plain",), errors=()),
                 "GET",
             ),
             (

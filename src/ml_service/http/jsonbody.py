@@ -20,6 +20,8 @@ difference is kept on purpose: orjson reads an integer beyond 64 bits (below -2*
 from __future__ import annotations
 
 import json
+import math
+import sys
 from typing import Any
 
 import orjson
@@ -33,6 +35,8 @@ _REWRITE_BYTES = 4096
 _SHORT_ARRAY = 16
 _BOM = b"\xef\xbb\xbf"
 _SCALARS = frozenset({int, float, bool, type(None)})
+# Past this many digits `int()` refuses to convert (CPython's integer string limit).
+_INT_DIGITS = min(sys.get_int_max_str_digits() or 4300, 4300)
 
 
 def parse_json(raw: bytes) -> Any:
@@ -110,7 +114,9 @@ def _parse_exact(raw: bytes) -> Any:
     if not text.strip():
         raise MalformedJSON("body is empty; send a JSON object")
     try:
-        value = json.loads(text, object_pairs_hook=_object, parse_constant=_constant)
+        value = json.loads(
+            text, object_pairs_hook=_object, parse_constant=_constant, parse_int=_integer
+        )
     except json.JSONDecodeError as exc:
         raise MalformedJSON(
             f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
@@ -128,6 +134,14 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise MalformedJSON(f"duplicate key {key!r} in one object; send each key once")
         result[key] = value
     return result
+
+
+def _integer(digits: str) -> int | float:
+    """An integer literal; one too long for Python to convert is beyond any double anyway, so
+    it reads as an infinity (which the value checks refuse as too large for a double)."""
+    if len(digits) > _INT_DIGITS:
+        return -math.inf if digits.startswith("-") else math.inf
+    return int(digits)
 
 
 def _constant(name: str) -> Any:

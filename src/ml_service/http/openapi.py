@@ -79,6 +79,7 @@ class Doc:
     codec: Codec | None = None
     response: dict[str, Any] | None = None
     errors: tuple[str, ...] = ("404",)
+    media: tuple[str, ...] = ("application/json",)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -113,7 +114,10 @@ class OpenAPI:
                 "summary": doc.summary,
                 "tags": [doc.tag],
                 "responses": {
-                    "200": {"description": "OK", "content": _json(doc.response or {})},
+                    "200": {
+                        "description": "OK",
+                        "content": {m: {"schema": doc.response or {}} for m in doc.media},
+                    },
                     **{code: _error(code) for code in doc.errors},
                 },
                 **doc.extra,

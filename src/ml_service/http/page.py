@@ -41,6 +41,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 MEDIA_TYPES = {".svg": "image/svg+xml", ".css": "text/css; charset=utf-8", ".png": "image/png"}
+REPORT_MEDIA = ("text/html", "image/svg+xml", "text/css", "image/png")
 # A target unit such as "$1000s" means dollars times 1000.
 _SCALED_DOLLARS = re.compile(r"^\$\s*([0-9][0-9,]*)s?$")
 
@@ -56,7 +57,7 @@ class Pages:
             (
                 "/",
                 self.home,
-                Doc("Prediction web page", "page", response={"type": "string"}, errors=()),
+                Doc("Prediction web page", "page", errors=(), media=("text/html",)),
             ),
             ("/favicon.ico", self.favicon, None),
         ]
@@ -65,12 +66,14 @@ class Pages:
             "/models/{name:model}",
             "/models/{name:model}/versions/{version:version}",
         ):
-            table.append((f"{prefix}/report", self.report, Doc("Model report", "page")))
+            table.append(
+                (f"{prefix}/report", self.report, Doc("Model report", "page", media=("text/html",)))
+            )
             table.append(
                 (
                     f"{prefix}/report/{{file:path}}",
                     self.report,
-                    Doc("Model report plots and style", "page"),
+                    Doc("Model report plots and style", "page", media=REPORT_MEDIA),
                 )
             )
         return table

@@ -115,7 +115,7 @@ class Feature:
                 code = self.codes.get(value)
                 if code is not None:
                     return code
-                raise Refused(f"{self.name} must be {self.describe_range()}, got {value!r}")
+                raise Refused(f"{self.name} must be {self.describe_range()}, got {shown(value)}")
             raise Refused(
                 f"{self.name} must be a string, {self.describe_range()}; got {describe_type(value)}"
             )
@@ -320,6 +320,17 @@ def _fmt(value: float) -> str:
 
 
 _NUMBER_TYPES = frozenset({int, float})
+SHOWN_CHARACTERS = 40
+
+
+def shown(value: object) -> str:
+    """A value as an error message quotes it: its repr, cut short when long."""
+    text = (
+        repr(value) if not isinstance(value, int) or value.bit_length() < 128 else "a huge integer"
+    )
+    if len(text) <= SHOWN_CHARACTERS:
+        return text
+    return f"{text[: SHOWN_CHARACTERS - 10]}... ({len(text)} characters)"
 
 
 def describe_type(value: object) -> str:

@@ -32,7 +32,7 @@ from ml_service.http.codecs.base import (
     labels,
 )
 from ml_service.model.checks import Checker, Problems, check_row_count, invalid, numbers_only
-from ml_service.model.schema import FloatArray, ModelSchema, describe_type
+from ml_service.model.schema import FloatArray, ModelSchema, describe_type, shown
 from ml_service.predictor import Prediction
 
 if TYPE_CHECKING:
@@ -417,7 +417,7 @@ class _Tensor:
                 why = f"within {bounds[0]}..{bounds[1]}"
             else:
                 continue
-            problems.add(self.loc(k), f"{self.datatype} data must be {why}, got {value!r}")
+            problems.add(self.loc(k), f"{self.datatype} data must be {why}, got {shown(value)}")
             faults.add(k)
         return faults
 
