@@ -76,6 +76,12 @@ class Settings(BaseSettings):
         description="Bearer token for the model repository API (/v2/repository/...); the API "
         "answers 403 when unset. At least 16 characters.",
     )
+    model_sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Pin of the one artifact served: the lowercase hex SHA-256 of its "
+        "`manifest.json`, checked before anything of it is loaded.",
+    )
     max_error_details: int = Field(
         100, ge=1, le=10_000, description="Most problems listed in one error body."
     )
@@ -178,6 +184,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 "set ML_SERVICE_MODEL_DIR (one artifact) or ML_SERVICE_MODEL_REPOSITORY, not both"
             )
+        if self.model_sha256 is not None and self.model_repository is not None:
+            raise ValueError("ML_SERVICE_MODEL_SHA256 pins one artifact, not a repository")
         return self
 
     @model_validator(mode="after")

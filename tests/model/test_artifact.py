@@ -129,3 +129,56 @@ def test_writing_replaces_the_directory_whole(model_dir: Path, tmp_path: Path) -
     assert not (target / "stale.txt").exists()
     assert artifact.verify(target).version == "v"
     assert [p.name for p in tmp_path.iterdir()] == ["m"]
+
+
+def test_symlinks_and_special_files_are_refused(artifact_copy: Path, tmp_path: Path) -> None:
+    from ml_service.errors import ArtifactError
+    from ml_service.model.artifact import load_serving
+
+    onnx = artifact_copy / "model.onnx"
+    outside = tmp_path / "elsewhere.onnx"
+    outside.write_bytes(onnx.read_bytes())
+    onnx.unlink()
+    onnx.symlink_to(outside)
+    with pytest.raises(ArtifactError, match=r"model\.onnx: a symbolic link"):
+        load_serving(artifact_copy)
+    onnx.unlink()
+    onnx.symlink_to("/dev/zero")
+    with pytest.raises(ArtifactError, match="symbolic link"):
+        load_serving(artifact_copy)
+
+
+def test_a_device_or_directory_in_place_of_a_file_is_refused(artifact_copy: Path) -> None:
+    from ml_service.errors import ArtifactError
+    from ml_service.model.artifact import load_serving
+
+    onnx = artifact_copy / "model.onnx"
+    onnx.unlink()
+    onnx.mkdir()
+    with pytest.raises(ArtifactError, match=r"model\.onnx: (not a regular file|unreadable)"):
+        load_serving(artifact_copy)
+
+
+def test_sizes_are_checked_before_reading(artifact_copy: Path) -> None:
+    from ml_service.errors import ArtifactError
+    from ml_service.model.artifact import load_serving
+
+    onnx = artifact_copy / "model.onnx"
+    with onnx.open("ab") as handle:
+        handle.truncate(1 << 30)  # a sparse gigabyte: refused by its size, never read
+    with pytest.raises(ArtifactError, match="longer than recorded"):
+        load_serving(artifact_copy)
+
+
+def test_the_manifest_pin_is_checked_before_anything_loads(artifact_copy: Path) -> None:
+    import hashlib
+
+    from ml_service.errors import ArtifactError
+    from ml_service.model.artifact import load_serving
+
+    manifest = (artifact_copy / "manifest.json").read_bytes()
+    pin = hashlib.sha256(manifest).hexdigest()
+    assert load_serving(artifact_copy, pin).version
+    (artifact_copy / "model.onnx").unlink()  # the pin is checked first: the message says so
+    with pytest.raises(ArtifactError, match="not the pinned"):
+        load_serving(artifact_copy, "0" * 64)

@@ -15,10 +15,12 @@ incompatible artifact raises `ArtifactError` naming the file and the problem.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +42,9 @@ CARD_MD = "card.md"
 REQUIRED = (ONNX_FILE, SKOPS_FILE, SCHEMA_FILE, CARD_JSON)
 ONNX_OPSETS = {"": 17, "ai.onnx.ml": 3}
 ONNX_INPUT = "input"
+# Nothing in an artifact is read past these sizes (the default model's files are well under).
+MAX_MANIFEST_BYTES = 1 << 20
+MAX_FILE_BYTES = 512 << 20
 # Types skops may rebuild beyond its safe defaults; anything else in a file is refused.
 TRUSTED_SKOPS_TYPES = ["sklearn.tree._tree.Tree"]
 
@@ -136,17 +141,70 @@ def write_artifact(
     return manifest
 
 
-def read_manifest(path: Path) -> Manifest:
-    """The manifest of the artifact at `path`, checked for format and version."""
+def read_file(path: Path, name: str, size: int | None = None, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of file `name` inside the artifact at `path`: a regular file reached without
+    following a symbolic link, whose size (checked before reading) is `size` when given, else at
+    most `limit`. Raises `ArtifactError` naming the file and the problem."""
+    file = path / name
+    parts = Path(name).parts
+    if Path(name).is_absolute() or ".." in parts:
+        raise ArtifactError(f"{file}: the name escapes the artifact")
+    directory: int | None = None
+    try:
+        directory = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        for part in parts[:-1]:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=directory)
+            os.close(directory)
+            directory = inner
+        handle = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=directory)
+    except FileNotFoundError:
+        raise ArtifactError(f"{file}: missing from the artifact") from None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise ArtifactError(
+                f"{file}: a symbolic link; an artifact holds plain files only"
+            ) from None
+        raise ArtifactError(f"{file}: unreadable: {exc.strerror or exc}") from exc
+    finally:
+        if directory is not None:
+            os.close(directory)
+    info = os.fstat(handle)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(handle)
+        raise ArtifactError(f"{file}: not a regular file; an artifact holds plain files only")
+    with os.fdopen(handle, "rb") as stream:
+        if size is not None and info.st_size != size:
+            problem = "truncated" if info.st_size < size else "longer than recorded"
+            raise ArtifactError(
+                f"{file}: {problem} ({info.st_size} bytes, the manifest says {size})"
+            )
+        if info.st_size > limit:
+            raise ArtifactError(f"{file}: {info.st_size} bytes, more than the {limit} allowed")
+        data = stream.read(info.st_size + 1)
+    if len(data) != info.st_size:
+        raise ArtifactError(f"{file}: changed while it was read")
+    return data
+
+
+def read_manifest(path: Path, sha256: str | None = None) -> Manifest:
+    """The manifest of the artifact at `path`, checked for format and version (and, with
+    `sha256`, against that digest of its bytes before anything in it is believed)."""
     file = path / MANIFEST
     try:
-        raw = json.loads(file.read_bytes())
-    except FileNotFoundError:
+        data = read_file(path, MANIFEST, limit=MAX_MANIFEST_BYTES)
+    except ArtifactError as exc:
+        if not (path / MANIFEST).exists() and not (path / MANIFEST).is_symlink():
+            raise ArtifactError(
+                f"{file}: missing; train a model first (`ml-service train` or `make model`)"
+            ) from None
+        raise exc from None
+    if sha256 is not None and digest(data) != sha256:
         raise ArtifactError(
-            f"{file}: missing; train a model first (`ml-service train` or `make model`)"
-        ) from None
-    except OSError as exc:
-        raise ArtifactError(f"{file}: unreadable: {exc.strerror or exc}") from exc
+            f"{file}: its SHA-256 is {digest(data)}, not the pinned {sha256} "
+            "(ML_SERVICE_MODEL_SHA256)"
+        )
+    try:
+        raw = json.loads(data)
     except ValueError as exc:
         raise ArtifactError(f"{file}: not valid JSON ({exc})") from exc
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
@@ -180,17 +238,7 @@ def read_verified(path: Path, manifest: Manifest, name: str) -> bytes:
     entry = manifest.files.get(name)
     if entry is None:
         raise ArtifactError(f"{file}: not listed in {MANIFEST}; the artifact is incomplete")
-    try:
-        data = file.read_bytes()
-    except FileNotFoundError:
-        raise ArtifactError(f"{file}: missing from the artifact") from None
-    except OSError as exc:
-        raise ArtifactError(f"{file}: unreadable: {exc.strerror or exc}") from exc
-    if len(data) != entry["bytes"]:
-        problem = "truncated" if len(data) < entry["bytes"] else "longer than recorded"
-        raise ArtifactError(
-            f"{file}: {problem} ({len(data)} bytes, the manifest says {entry['bytes']})"
-        )
+    data = read_file(path, name, size=int(entry["bytes"]))
     if digest(data) != entry["sha256"]:
         raise ArtifactError(f"{file}: modified since training (SHA-256 does not match manifest)")
     return data
@@ -204,9 +252,10 @@ def verify(path: Path) -> Manifest:
     return manifest
 
 
-def load_serving(path: Path) -> ServingArtifact:
-    """Read and verify what a server needs. Imports nothing from scikit-learn."""
-    manifest = read_manifest(path)
+def load_serving(path: Path, sha256: str | None = None) -> ServingArtifact:
+    """Read and verify what a server needs (the manifest against `sha256` when pinned).
+    Imports nothing from scikit-learn."""
+    manifest = read_manifest(path, sha256)
     for name in REQUIRED:
         if name not in manifest.files:
             raise ArtifactError(f"{path / name}: missing from {MANIFEST}; retrain the model")

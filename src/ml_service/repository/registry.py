@@ -115,8 +115,9 @@ class LoadedModel:
 
     @classmethod
     def load(cls, path: Path, settings: Settings) -> LoadedModel:
-        """Verify and load the artifact at `path`, and make one prediction (`ArtifactError`)."""
-        return cls(load_serving(path), settings)
+        """Verify and load the artifact at `path` (against the configured pin, if any), and
+        make one prediction (`ArtifactError`)."""
+        return cls(load_serving(path, settings.model_sha256), settings)
 
     async def predict(self, rows: FloatArray) -> Prediction:
         """The model's answer for checked rows (large batches off the event loop)."""
