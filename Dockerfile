@@ -17,8 +17,8 @@
 # The base is pinned to an exact Python patch release; pass
 # `--build-arg PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:...` to pin its digest as well,
 # or the local Debian base of `make base-image` where no registry is reachable. pip reads the
-# system CA bundle (PIP_CERT) and keeps its download cache in /root/.cache/pip of the stages that
-# are not shipped, so a build can mount another bundle and a shared cache over them.
+# system CA bundle (PIP_CERT) and keeps the wheels it fetches in /wheelhouse of the stages that
+# are not shipped, so a build can mount another CA bundle and a shared wheelhouse over them.
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
@@ -31,11 +31,12 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 
 WORKDIR /src
 
-# Dependencies first, so that code changes do not invalidate this layer.
+# Dependencies first, so that code changes do not invalidate this layer. Wheels are fetched
+# into /wheelhouse (a file already there is kept when its hash matches) and installed from it.
 COPY requirements/build.txt requirements/build.txt
-# hadolint ignore=DL3042
 RUN python -m venv /opt/build \
-    && /opt/build/bin/pip install --require-hashes -r requirements/build.txt
+    && /opt/build/bin/pip download --no-cache-dir --require-hashes --dest /wheelhouse -r requirements/build.txt \
+    && /opt/build/bin/pip install --no-cache-dir --no-index --find-links /wheelhouse --require-hashes -r requirements/build.txt
 
 COPY pyproject.toml README.md ./
 COPY src ./src
@@ -57,9 +58,9 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 
 COPY requirements/runtime.txt /tmp/runtime.txt
-# hadolint ignore=DL3042
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --require-hashes -r /tmp/runtime.txt \
+    && /opt/venv/bin/pip download --no-cache-dir --require-hashes --dest /wheelhouse -r /tmp/runtime.txt \
+    && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheelhouse --require-hashes -r /tmp/runtime.txt \
     && /opt/venv/bin/pip uninstall --yes pip setuptools
 
 

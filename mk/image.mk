@@ -11,8 +11,8 @@
 #
 # Settings: CONTAINER_ENGINE=podman|docker (default: the first that answers), PYTHON_IMAGE=
 # (`local` for the debootstrap base, or any image), IMAGE_CA_BUNDLE (mounted over the build's
-# CA bundle, podman only, so pip trusts what the host trusts), IMAGE_PIP_CACHE (host directory
-# mounted as the build's pip cache, podman only).
+# CA bundle, podman only, so pip trusts what the host trusts), IMAGE_WHEELHOUSE (host directory
+# mounted as the build's /wheelhouse, podman only: wheels are fetched once, hash-checked on use).
 
 IMAGE ?= ml-service
 IMAGE_TAG ?= local
@@ -24,17 +24,17 @@ BASE_IMAGE_REPO ?= localhost/ml-service-base
 BASE_IMAGE_KEY = $(shell { cat scripts/base-image.sh; echo "$(BASE_SUITE) $(BASE_MIRROR)"; } | sha256sum | cut -c1-12)
 BASE_IMAGE = $(BASE_IMAGE_REPO):$(BASE_SUITE)-$(BASE_IMAGE_KEY)
 IMAGE_CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
-IMAGE_PIP_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ml-service/image-pip
+IMAGE_WHEELHOUSE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ml-service/image-wheels
 
 # The first engine that answers, looked up once and only by the targets that use it.
 CONTAINER_ENGINE ?= $(eval CONTAINER_ENGINE := $(shell for e in podman docker; do $$e info >/dev/null 2>&1 && { echo $$e; break; }; done))$(CONTAINER_ENGINE)
 # podman: runc rather than crun (crun cannot set up this kernel's hybrid cgroups), the docker
-# image format (the OCI format drops HEALTHCHECK), and the host's CA bundle and a pip cache
+# image format (the OCI format drops HEALTHCHECK), and the host's CA bundle and a wheelhouse
 # mounted into every RUN step. docker builds the Dockerfile as it is.
 podman_runtime = $(if $(shell command -v runc),--runtime runc)
 image_build_flags = $(if $(filter podman,$(CONTAINER_ENGINE)),$(podman_runtime) --format docker \
 	$(if $(wildcard $(IMAGE_CA_BUNDLE)),--volume $(IMAGE_CA_BUNDLE):/etc/ssl/certs/ca-certificates.crt:ro) \
-	--volume $(IMAGE_PIP_CACHE):/root/.cache/pip)
+	--volume $(IMAGE_WHEELHOUSE):/wheelhouse)
 
 .PHONY: base-image image image-test container-engine
 
@@ -62,7 +62,7 @@ image: container-engine ## Build the image with podman or docker (IMAGE=ml-servi
 		fi; \
 	fi; \
 	if [ "$$base" = local ]; then $(MAKE) --no-print-directory base-image; base=$(BASE_IMAGE); fi; \
-	mkdir -p $(IMAGE_PIP_CACHE); \
+	mkdir -p $(IMAGE_WHEELHOUSE); \
 	echo "image: $(CONTAINER_ENGINE) build of $(IMAGE):$(IMAGE_TAG) on $$base"; \
 	started=$$SECONDS; \
 	$(CONTAINER_ENGINE) build $(image_build_flags) --build-arg PYTHON_IMAGE=$$base --tag $(IMAGE):$(IMAGE_TAG) . ; \

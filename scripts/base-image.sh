@@ -23,7 +23,7 @@ tag=${1:?usage: base-image.sh IMAGE:TAG}
 engine=${ENGINE:-podman}
 suite=${BASE_SUITE:-bookworm}
 mirror=${BASE_MIRROR:-http://deb.debian.org/debian}
-packages=${BASE_PACKAGES:-python3.11 python3.11-venv python3-distutils python-is-python3 ca-certificates passwd}
+packages=${BASE_PACKAGES:-python3.11 python3.11-venv python3-distutils python-is-python3 ca-certificates netbase passwd}
 epoch=${SOURCE_DATE_EPOCH:-1735689600}
 export SOURCE_DATE_EPOCH=$epoch
 
@@ -51,6 +51,7 @@ debootstrap --variant=minbase --include="${packages// /,}" --components=main \
 }
 
 # The package list the image was made from, kept in the image itself.
+# shellcheck disable=SC2016  # dpkg-query's own ${...} fields
 chroot "$root" dpkg-query -W -f '${Package}=${Version}\n' | LC_ALL=C sort >"$work/packages.txt"
 install -D -m 0644 "$work/packages.txt" "$root/usr/share/ml-service-base/packages.txt"
 
@@ -58,9 +59,15 @@ install -D -m 0644 "$work/packages.txt" "$root/usr/share/ml-service-base/package
 rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/var/cache/debconf/*-old \
     "$root"/var/lib/dpkg/*-old "$root"/var/log/* "$root"/var/cache/ldconfig/aux-cache \
     "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* \
-    "$root"/usr/share/locale/* "$root"/usr/share/lintian "$root"/tmp/* "$root"/root/.cache \
-    "$root"/etc/hostname "$root"/etc/resolv.conf
+    "$root"/usr/share/locale/* "$root"/usr/share/lintian "$root"/tmp/* "$root"/root/.cache
+# The engine mounts its own hostname, resolver and hosts files over these, and links /etc/mtab
+# where it is missing: they exist, so that starting a container changes nothing in its root
+# file system, and they hold nothing of this host.
 : >"$root/etc/machine-id"
+: >"$root/etc/hostname"
+: >"$root/etc/resolv.conf"
+printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
+ln -sfn ../proc/self/mounts "$root/etc/mtab"
 # Installs need no interaction and no recommended extras, as in the official images.
 printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n' \
     >"$root/etc/apt/apt.conf.d/90-no-recommends"
