@@ -48,6 +48,9 @@ base-image: container-engine ## Build the local Python base image (debootstrap b
 		echo "base-image: $(BASE_IMAGE) exists"; \
 	else \
 		ENGINE=$(CONTAINER_ENGINE) BASE_SUITE=$(BASE_SUITE) BASE_MIRROR=$(BASE_MIRROR) bash scripts/base-image.sh $(BASE_IMAGE); \
+		for old in $$($(CONTAINER_ENGINE) images --format '{{.Repository}}:{{.Tag}}' | grep '^$(BASE_IMAGE_REPO):$(BASE_SUITE)-' | grep -vx '$(BASE_IMAGE)'); do \
+			$(CONTAINER_ENGINE) rmi "$$old" >/dev/null 2>&1 || true; \
+		done; \
 	fi
 	@$(CONTAINER_ENGINE) tag $(BASE_IMAGE) $(BASE_IMAGE_REPO):$(BASE_SUITE)
 
