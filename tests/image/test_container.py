@@ -27,8 +27,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.http.test_contract import NAMES, ROW
-from tests.support.inflight import batch_body, post_batch, unread_bytes
+from tests.http import test_contract as contract
+from tests.support.inflight import batch_body, post_batch, ready_status, unread_bytes
 from tests.support.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,8 +172,11 @@ def container(engine: str, image_config: dict[str, Any]) -> Iterator[Container]:
         yield served
 
 
-def post(container: Container, path: str, body: Any) -> httpx.Response:
-    return httpx.post(f"{container.url}{path}", json=body, timeout=30)
+@pytest.fixture(scope="module")
+def wire(container: Container) -> Iterator[httpx.Client]:
+    """A client of the container's published port."""
+    with httpx.Client(base_url=container.url, timeout=30) as client:
+        yield client
 
 
 def test_image_is_small_non_root_and_layered(engine: str, image_config: dict[str, Any]) -> None:
@@ -196,39 +199,28 @@ def test_becomes_ready_well_within_the_start_period(
     assert container.cold_start < start_period, f"{container.cold_start:.1f} s"
 
 
-def test_original_sample_request(container: Container) -> None:
-    sample = json.loads((ROOT / "data" / "sample_request.json").read_text())
-    response = post(container, "/predict", sample)
-    assert response.status_code == 200, response.text
-    [price] = response.json()["prediction"]
-    assert 15 < price < 40
+# The HTTP contract's own tests (tests/http/test_contract.py), sent over the wire to the
+# container: an httpx client has the in-process test client's interface.
 
 
-def test_three_dialects_agree(container: Container) -> None:
-    rows = [ROW, [1, 7.2, 242, 17.8, 392.8, 4.0], [0, 5.5, 666, 20.2, 100.0, 25.0]]
-    original = post(container, "/predict", {n: [r[j] for r in rows] for j, n in enumerate(NAMES)})
-    v1 = post(
-        container,
-        "/v1/models/housing:predict",
-        {"instances": [dict(zip(NAMES, r, strict=True)) for r in rows]},
-    )
-    v2 = post(
-        container,
-        "/v2/models/housing/infer",
-        {"id": "r1", "inputs": [{"name": "x", "shape": [3, 6], "datatype": "FP64", "data": rows}]},
-    )
-    expected = original.json()["prediction"]
-    assert len(set(expected)) == 3
-    assert v1.json()["predictions"] == expected
-    answer = v2.json()
-    assert (answer["model_name"], answer["id"]) == ("housing", "r1")
-    assert answer["outputs"][0]["data"] == expected
+def test_original_sample_request(wire: httpx.Client, sample: dict[str, Any]) -> None:
+    contract.test_original_sample_request(wire, sample)  # type: ignore[arg-type]
 
 
-def test_bad_rows_are_a_422_naming_the_row(container: Container) -> None:
-    response = post(container, "/v1/models/housing:predict", {"instances": [ROW, ROW[:5]]})
-    assert response.status_code == 422, response.text
-    assert ["instances", 1] in [d["loc"] for d in response.json()["details"]]
+def test_three_dialects_agree_on_the_same_rows(wire: httpx.Client) -> None:
+    contract.test_three_dialects_agree_on_the_same_rows(wire)  # type: ignore[arg-type]
+
+
+def test_errors_are_the_contracts(wire: httpx.Client, sample: dict[str, Any]) -> None:
+    contract.test_unknown_path_model_and_version_are_404(wire)  # type: ignore[arg-type]
+    contract.test_non_json_content_type_is_415(wire, sample)  # type: ignore[arg-type]
+    contract.test_rows_over_the_limit_are_413(wire)  # type: ignore[arg-type]
+    contract.test_schema_problems_are_422_with_every_location(wire)  # type: ignore[arg-type]
+
+
+def test_probes_and_page(wire: httpx.Client) -> None:
+    contract.test_probes(wire)  # type: ignore[arg-type]
+    contract.test_home_page_keeps_the_heading_and_a_strict_policy(wire)  # type: ignore[arg-type]
 
 
 def test_healthcheck_passes_and_fails_without_a_server(
@@ -270,19 +262,11 @@ def test_runtime_holds_no_training_libraries_pip_or_compilers(container: Contain
     assert tools.stdout.strip() == ""
 
 
-def test_nothing_is_written_outside_tmp(container: Container) -> None:
-    post(container, "/predict", json.loads((ROOT / "data" / "sample_request.json").read_text()))
+def test_nothing_is_written_outside_tmp(container: Container, wire: httpx.Client) -> None:
+    assert wire.get("/metrics").status_code == 200
     assert container("diff", container.name).stdout.strip() == ""
     # The service does write: its metrics directory, on the tmpfs.
     assert "ml-service-metrics" in container.exec("ls", "/tmp").stdout
-
-
-def ready_status(url: str) -> str:
-    """/health/ready on a new connection: the status code, or the error's class name."""
-    try:
-        return str(httpx.get(f"{url}/health/ready", timeout=2).status_code)
-    except httpx.HTTPError as exc:
-        return type(exc).__name__
 
 
 def test_stop_drains_in_flight_batches_then_exits_zero(engine: str) -> None:

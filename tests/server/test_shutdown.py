@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.support.inflight import batch_body, post_batch, unread_bytes
+from tests.support.inflight import batch_body, post_batch, ready_status, unread_bytes
 from tests.support.server import Server, running_server
 from uvicorn.config import Config
 
@@ -53,14 +53,6 @@ def server(model_dir: Path, tmp_path: Path) -> Iterator[Server]:
     }
     with running_server(model_dir, tmp_path, env=env) as running:
         yield running
-
-
-def ready_status(url: str) -> str:
-    """/health/ready on a new connection: the status code, or the error's class name."""
-    try:
-        return str(httpx.get(f"{url}/health/ready", timeout=2).status_code)
-    except httpx.HTTPError as exc:
-        return type(exc).__name__
 
 
 def test_sigterm_drains_in_flight_batches_then_exits_zero(server: Server) -> None:

@@ -2,7 +2,8 @@
 
 Shared by the shutdown tests of the server process and of the container image: a batch is sent
 whole but for its last byte, so the server has started it and cannot have answered it, and
-`unread_bytes` tells from the kernel's socket tables when the server has read all it was sent.
+`unread_bytes` tells from the kernel's socket tables when the server has read all it was sent;
+`ready_status` probes readiness on a new connection while the server drains.
 """
 
 from __future__ import annotations
@@ -54,6 +55,14 @@ def post_batch(
         rows = len(json.loads(body)["instances"])
         assert len(response.json()["predictions"]) == rows
     return str(response.status_code)
+
+
+def ready_status(url: str) -> str:
+    """/health/ready on a new connection: the status code, or the error's class name."""
+    try:
+        return str(httpx.get(f"{url}/health/ready", timeout=2).status_code)
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
 
 
 def unread_bytes(port: int, net: Path = Path("/proc/net")) -> list[int]:
