@@ -61,4 +61,4 @@ clean: ## Remove the virtual environment, models and reports
 
 -include mk/*.mk
 
-all: lint test loadtest ## Everything a pipeline runs: lint, test, load test
+all: lint test loadtest image-test ## Everything a pipeline runs: lint, test, load test, the image run

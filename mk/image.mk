@@ -38,8 +38,6 @@ image_build_flags = $(if $(filter podman,$(CONTAINER_ENGINE)),$(podman_runtime) 
 
 .PHONY: base-image image image-test container-engine
 
-all: image-test
-
 container-engine:
 	@test -n "$(CONTAINER_ENGINE)" || { echo "make image: no container engine answers (podman info, docker info); install podman (apt-get install podman runc), or build in Azure with 'make acr-build'" >&2; exit 1; }
 
