@@ -54,10 +54,11 @@ test: $(STAMP) $(MODEL) browser-deps ## Run the whole test suite (installs Debia
 lock: $(STAMP) ## Re-resolve requirements/*.txt from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes -q -o requirements/runtime.txt
 	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 --generate-hashes -q -o requirements/dev.txt
+	$(BIN)/uv pip compile pyproject.toml --extra build -c requirements/dev.txt --universal --python-version 3.11 --generate-hashes -q -o requirements/build.txt
 
 clean: ## Remove the virtual environment, models and reports
 	rm -rf $(VENV) models build dist reports .pytest_cache .mypy_cache .ruff_cache
 
 -include mk/*.mk
 
-all: lint test loadtest ## Everything a pipeline runs: lint, test, load test
+all: lint test loadtest image-test ## Everything a pipeline runs: lint, test, load test, the image run

@@ -1,6 +1,5 @@
 # Container image and Kubernetes (docs/kubernetes.md).
 #
-#   make image          docker build of ./Dockerfile as $(IMAGE):$(IMAGE_TAG) (needs an engine)
 #   make lint-k8s       render every overlay of deploy/k8s with kubectl kustomize into
 #                       $(K8S_OUT)/<overlay>.yaml and validate it with kubernetes-validate --strict
 #                       for each of $(K8S_VERSIONS); part of `make lint`
@@ -20,11 +19,8 @@ K8S_VERSIONS ?= 1.34.0 1.37.0
 K8S_VENV ?= .tools/k8s
 K8S_BIN := $(K8S_VENV)/bin
 K8S_STAMP := $(K8S_VENV)/.installed
-DOCKER ?= docker
-IMAGE ?= ml-service
-IMAGE_TAG ?= local
 
-.PHONY: image k8s-tools lint-k8s lint-aks-cli k8s-lock acr-build aks aks-teardown
+.PHONY: k8s-tools lint-k8s lint-aks-cli k8s-lock acr-build aks aks-teardown
 
 lint: lint-k8s lint-aks-cli
 
@@ -47,11 +43,6 @@ lint-aks-cli: $(STAMP) $(AZURE_CLI_STAMP) $(K8S_STAMP) ## Check the az lines of 
 
 k8s-lock: $(STAMP) ## Re-resolve requirements/k8s.txt from requirements/k8s.in
 	$(BIN)/uv pip compile requirements/k8s.in --universal --python-version 3.11 --generate-hashes -q -o requirements/k8s.txt
-
-image: ## Build the container image with docker (IMAGE=ml-service IMAGE_TAG=local)
-	@command -v $(DOCKER) >/dev/null 2>&1 || { echo "make image: '$(DOCKER)' not found; install a container engine, or build in Azure with 'make acr-build'" >&2; exit 1; }
-	@$(DOCKER) info >/dev/null 2>&1 || { echo "make image: no container engine answers ('$(DOCKER) info' failed); start one, or build in Azure with 'make acr-build'" >&2; exit 1; }
-	$(DOCKER) build --pull --tag $(IMAGE):$(IMAGE_TAG) .
 
 acr-build: ## Build and push the image in Azure Container Registry (az acr build)
 	bash deploy/azure/acr-build.sh

@@ -9,7 +9,6 @@ after the kill succeeded.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.support.inflight import batch_body
 from tests.support.server import Server, running_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,11 +61,6 @@ def wait_for_workers(master: int, count: int, exclude: set[int], deadline: float
             return pids
         time.sleep(0.05)
     raise AssertionError(f"workers never were {count} new ones: {worker_pids(master)}")
-
-
-def batch_body(rows: int) -> bytes:
-    instances = [[i % 2, 6.0, 300.0, 15.0, 390.0, 5.0 + i % 20] for i in range(rows)]
-    return json.dumps({"instances": instances}).encode()
 
 
 def load(server: Server, path: str, body: bytes, stop: threading.Event, out: list[Outcome]) -> None:
