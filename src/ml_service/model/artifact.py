@@ -45,8 +45,14 @@ ONNX_INPUT = "input"
 # Nothing in an artifact is read past these sizes (the default model's files are well under).
 MAX_MANIFEST_BYTES = 1 << 20
 MAX_FILE_BYTES = 512 << 20
-# Types skops may rebuild beyond its safe defaults; anything else in a file is refused.
-TRUSTED_SKOPS_TYPES = ["sklearn.tree._tree.Tree"]
+# Types skops may rebuild beyond its safe defaults (what the candidate models hold: tree
+# structures, histogram boosting's tree predictors, numpy dtypes of the one-hot encoder's
+# categories); anything else in a file is refused.
+TRUSTED_SKOPS_TYPES = [
+    "numpy.dtype",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.tree._tree.Tree",
+]
 
 
 @dataclass(frozen=True)

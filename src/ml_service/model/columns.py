@@ -3,7 +3,8 @@
 The rules, each stated once (docs/training.md tells them to users):
 
 - Features: the schema file's, else every column but the target, less row identifiers (an
-  unnamed column, or text or whole numbers with a different value in every row), empty and
+  unnamed column; text with a different value in every row; distinct whole numbers that run
+  without gaps, or in a column named like an id), empty and
   constant columns, and text with a different value in most rows; each left-out column is
   reported with its reason. `--features` and `--exclude` override.
 - Kinds: a column the schema file marks (`"kind"` or `"categories"`) is what it says; otherwise
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -52,6 +54,7 @@ from ml_service.model.schema import (
     _fmt,
 )
 
+_ID_NAME = re.compile(r"(^|[_ ])(id|key|index|row|number)$|^(id|key|index|row)([_ ]|$)", re.I)
 MIN_ROWS = 20
 CLASS_LEVELS = 10
 NUMERIC_SHARE = 0.9
@@ -192,16 +195,26 @@ def _not_a_feature(column: pd.Series[Any], name: str, schema_file: SchemaFile | 
     if distinct == 1:
         return f"constant: {_cell(present.iloc[0])} in every row"
     kind = column_kind(column, schema_file.entry(name) if schema_file else {"name": name})
-    numbers = as_numbers(present) if kind == NUMERIC else None
-    whole = numbers is not None and bool(np.all(np.mod(numbers[~np.isnan(numbers)], 1) == 0))
-    if distinct == len(column) and (kind == CATEGORICAL or whole):
+    if distinct == len(column) and (kind == CATEGORICAL or _counts_rows(present, name)):
         return "row identifier: a different value in every row"
     if kind == CATEGORICAL and distinct >= max(MOSTLY_DISTINCT_MIN, MOSTLY_DISTINCT * len(present)):
         return f"text with a different value in most rows ({distinct} values in {len(present)})"
     return None
 
 
+def _counts_rows(column: pd.Series[Any], name: str) -> bool:
+    """Distinct whole numbers that number the rows: a run without gaps, or named like an id."""
+    numbers = as_numbers(column)
+    if np.isnan(numbers).any() or not bool(np.all(np.mod(numbers, 1) == 0)):
+        return False
+    run = float(numbers.max() - numbers.min()) == len(numbers) - 1
+    return run or bool(_ID_NAME.search(name))
+
+
 def _cell(value: object) -> str:
+    if isinstance(value, str):
+        number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
+        return repr(value) if number != number else _fmt(float(number))
     return _fmt(float(value)) if isinstance(value, float | int) else repr(value)
 
 

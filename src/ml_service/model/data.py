@@ -274,7 +274,7 @@ def to_matrix(frame: pd.DataFrame, features: Sequence[Feature]) -> Conversion:
             bad |= absent
         for i in np.flatnonzero(bad).tolist():
             raw = None if absent[i] else originals.iat[i]
-            value = _request_value(raw, values[i], feature)
+            value = _request_value(raw, float(values[i]), feature)
             problem = CellProblem(int(labels[i]), feature.name, raw, _refusal(feature, value))
             found.append((i, j, problem))
         values[bad] = np.nan
@@ -291,7 +291,7 @@ def _request_value(raw: object, number: float, feature: Feature) -> object:
     if raw is None:
         return None
     if feature.categories is None and number == number:
-        return number
+        return float(number)
     if isinstance(raw, float | int | np.floating | np.integer):
         return float(raw)
     return str(raw)
