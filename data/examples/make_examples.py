@@ -39,14 +39,31 @@ def homes(rows: int = 400) -> None:
     bedrooms = rng.integers(1, 6, rows)
     bathrooms = np.minimum(rng.integers(1, 4, rows), bedrooms)
     stories = rng.integers(1, 5, rows)
-    yes = {name: rng.random(rows) < share for name, share in (
-        ("driveway", 0.85), ("recroom", 0.2), ("fullbase", 0.35), ("gashw", 0.05),
-        ("airco", 0.3), ("prefarea", 0.25))}
+    yes = {
+        name: rng.random(rows) < share
+        for name, share in (
+            ("driveway", 0.85),
+            ("recroom", 0.2),
+            ("fullbase", 0.35),
+            ("gashw", 0.05),
+            ("airco", 0.3),
+            ("prefarea", 0.25),
+        )
+    }
     garage = rng.integers(0, 4, rows)
     price = (
-        18000 + 3.6 * lot + 3000 * bedrooms + 14000 * bathrooms + 6500 * stories
-        + 7000 * yes["driveway"] + 4500 * yes["recroom"] + 5500 * yes["fullbase"]
-        + 12000 * yes["gashw"] + 12500 * yes["airco"] + 4000 * garage + 9500 * yes["prefarea"]
+        18000
+        + 3.6 * lot
+        + 3000 * bedrooms
+        + 14000 * bathrooms
+        + 6500 * stories
+        + 7000 * yes["driveway"]
+        + 4500 * yes["recroom"]
+        + 5500 * yes["fullbase"]
+        + 12000 * yes["gashw"]
+        + 12500 * yes["airco"]
+        + 4000 * garage
+        + 9500 * yes["prefarea"]
         + rng.normal(0, 9000, rows)
     )
     columns: dict[str, list[object]] = {
@@ -79,8 +96,13 @@ def churn(rows: int = 600) -> None:
     paperless = rng.random(rows) < 0.6
     payment = rng.choice(["card", "bank transfer", "check"], rows)
     logit = (
-        -1.2 + 1.6 * (contract == "month-to-month") - 0.9 * (contract == "two year")
-        - 0.045 * tenure + 0.9 * (internet == "fiber") + 0.45 * calls + 0.4 * paperless
+        -1.2
+        + 1.6 * (contract == "month-to-month")
+        - 0.9 * (contract == "two year")
+        - 0.045 * tenure
+        + 0.9 * (internet == "fiber")
+        + 0.45 * calls
+        + 0.4 * paperless
         + 0.5 * (payment == "check")
     )
     churned = rng.random(rows) < 1 / (1 + np.exp(-logit))
@@ -104,13 +126,19 @@ def churn(rows: int = 600) -> None:
 def penguins(rows: int = 300) -> None:
     rng = np.random.default_rng(3)
     species = rng.choice(["Adelie", "Chinstrap", "Gentoo"], rows, p=[0.45, 0.2, 0.35])
-    centre = {"Adelie": (38.8, 190.0, 3700.0), "Chinstrap": (48.8, 196.0, 3730.0),
-              "Gentoo": (47.5, 217.0, 5080.0)}
+    centre = {
+        "Adelie": (38.8, 190.0, 3700.0),
+        "Chinstrap": (48.8, 196.0, 3730.0),
+        "Gentoo": (47.5, 217.0, 5080.0),
+    }
     bill = np.array([centre[s][0] for s in species]) + rng.normal(0, 2.6, rows)
     flipper = np.array([centre[s][1] for s in species]) + rng.normal(0, 6.5, rows)
     mass = np.array([centre[s][2] for s in species]) + rng.normal(0, 420, rows)
-    islands = {"Adelie": ["Torgersen", "Biscoe", "Dream"], "Chinstrap": ["Dream"],
-               "Gentoo": ["Biscoe"]}
+    islands = {
+        "Adelie": ["Torgersen", "Biscoe", "Dream"],
+        "Chinstrap": ["Dream"],
+        "Gentoo": ["Biscoe"],
+    }
     island = [islands[s][rng.integers(len(islands[s]))] for s in species]
     sex = rng.choice(["female", "male"], rows).tolist()
     columns: dict[str, list[object]] = {

@@ -7,6 +7,7 @@ import json
 import sys
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from ml_service import __version__
 from ml_service.errors import ServiceError
@@ -121,7 +122,7 @@ def _train(args: argparse.Namespace) -> int:
     from ml_service.model.training import TrainSettings
     from ml_service.repository.layout import version_dir
 
-    overrides: dict[str, object] = {
+    overrides: dict[str, Any] = {
         "target": args.target,
         "features": _names(args.features),
         "exclude": _names(args.exclude),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.model.conftest import EXAMPLES, ROOT, Trained
 
 from ml_service.errors import ArtifactError
 from ml_service.model import agreement, artifact
@@ -23,7 +24,6 @@ from ml_service.model.columns import (
 from ml_service.model.data import read_table
 from ml_service.model.training import TrainingResult
 from ml_service.predictor import Predictor
-from tests.model.conftest import EXAMPLES, ROOT, Trained
 
 
 def test_manifest_lists_every_file_with_its_digest(model_dir: Path) -> None:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.model.conftest import Trained
 
 from ml_service.model import artifact
 from ml_service.model.training import TrainingResult
 from ml_service.predictor import Predictor
-from tests.model.conftest import Trained
 
 RM, LSTAT = 1, 5
 # Boosted trees are not constrained to be monotone: averaged over homes, a step along the grid

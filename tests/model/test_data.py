@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from tests.model.conftest import EXAMPLES, write_csv
 
 from ml_service.errors import TrainingError
 from ml_service.model.data import MISSING_TOKENS, clean, read_table, to_matrix
 from ml_service.model.schema import Feature, Refused
-from tests.model.conftest import EXAMPLES, write_csv
 
 
 def test_missing_tokens_and_spaces_read_as_missing(tmp_path: Path) -> None:

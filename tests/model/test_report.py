@@ -8,13 +8,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from starlette.testclient import TestClient
+from tests.model.conftest import Trained
 
 from ml_service.config import Settings
 from ml_service.http.app import create_app
 from ml_service.model import artifact
 from ml_service.model.report import REPORT_DIR, REPORT_FILE, STYLESHEET, build_report, plots_for
 from ml_service.model.training import TrainingResult
-from tests.model.conftest import Trained
 
 SVG = "{http://www.w3.org/2000/svg}svg"
 PLOTS = plots_for("regression")

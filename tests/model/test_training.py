@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.model.conftest import ROOT, Trained, write_csv
 
 from ml_service.errors import QualityGateFailed, TrainingError
 from ml_service.model import artifact
 from ml_service.model.build import build_model
 from ml_service.model.metrics import chance_balanced_accuracy
 from ml_service.model.training import TrainingResult, TrainSettings
-from tests.model.conftest import ROOT, Trained, write_csv
 
 DATA = ROOT / "data" / "housing.csv"
 SCHEMA = ROOT / "data" / "housing.schema.json"
@@ -129,12 +129,17 @@ def test_quality_gate_refuses_a_weak_model_and_writes_nothing(tmp_path: Path) ->
 
 def test_the_default_gate_refuses_noise(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    rows = [[float(a), float(b), "yes" if c else "no"] for a, b, c in zip(rng.random(200), rng.random(200), rng.random(200) < 0.5, strict=True)]
+    rows = [
+        [float(a), float(b), "yes" if c else "no"]
+        for a, b, c in zip(rng.random(200), rng.random(200), rng.random(200) < 0.5, strict=True)
+    ]
     path = write_csv(tmp_path / "noise.csv", ["a", "b", "y"], rows)
     settings = TrainSettings(target="y", cv_repeats=1, families=("linear",))
     with pytest.raises(QualityGateFailed, match=r"balanced accuracy 0\.\d+ < 0\.667 \(default\)"):
         build_model(path, tmp_path / "m", settings)
-    numbers = write_csv(tmp_path / "n.csv", ["a", "b", "y"], [[r[0], r[1], float(rng.random())] for r in rows])
+    numbers = write_csv(
+        tmp_path / "n.csv", ["a", "b", "y"], [[r[0], r[1], float(rng.random())] for r in rows]
+    )
     with pytest.raises(QualityGateFailed, match=r"R² -?0\.\d+ < 0\.5 \(default\)"):
         build_model(numbers, tmp_path / "m", replace_target(settings))
 
@@ -147,7 +152,12 @@ def replace_target(settings: TrainSettings) -> TrainSettings:
 
 def test_gate_flags_of_the_other_task_are_refused(tmp_path: Path) -> None:
     with pytest.raises(TrainingError, match="--min-accuracy does not apply to a regression model"):
-        build_model(DATA, tmp_path / "m", TrainSettings(min_accuracy=0.9, cv_repeats=1, families=("linear",)), SCHEMA)
+        build_model(
+            DATA,
+            tmp_path / "m",
+            TrainSettings(min_accuracy=0.9, cv_repeats=1, families=("linear",)),
+            SCHEMA,
+        )
     with pytest.raises(TrainingError, match="unknown model family boosting"):
         build_model(DATA, tmp_path / "m", TrainSettings(families=("boosting",)), SCHEMA)
 

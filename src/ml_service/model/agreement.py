@@ -3,7 +3,7 @@
 onnxruntime computes in float32 where scikit-learn uses float64 (sums of tree leaves, linear
 terms, probabilities), so the two differ in the last digits. The bounds:
 
-- regression: |ONNX − scikit-learn| ≤ `REGRESSION_TOLERANCE` × max(1, largest |target| seen in
+- regression: |ONNX - scikit-learn| <= `REGRESSION_TOLERANCE` * max(1, largest |target| seen in
   training), i.e. a hundredth of a percent of the target's scale;
 - classification: every probability within `PROBABILITY_TOLERANCE`, and the same label for
   every row whose two most likely classes are further apart than that.

@@ -65,9 +65,7 @@ def build_model(
     onnx_model = artifact.export_onnx(result.pipeline, len(schema.features), classifier)
     rows = np.vstack([result.x_train, result.x_test])
     scale = 0.0 if classifier else float(np.max(np.abs(dataset.y)))
-    measured = agreement.measure(
-        onnx_model, result.pipeline, rows, len(classes or ()), scale
-    )
+    measured = agreement.measure(onnx_model, result.pipeline, rows, len(classes or ()), scale)
     if not measured["holds"]:
         raise TrainingError(
             f"the ONNX graph disagrees with the scikit-learn pipeline beyond the bound ({measured})"

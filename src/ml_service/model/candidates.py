@@ -105,7 +105,7 @@ class Candidate:
 
     def algorithm(self, task: Task) -> str:
         """The scikit-learn estimator's name, e.g. `HistGradientBoostingRegressor`."""
-        return _estimator_class(task, self.family).__name__
+        return str(_estimator_class(task, self.family).__name__)
 
     def build(self, schema: ModelSchema, seed: int) -> Any:
         """The unfitted pipeline for `schema`'s row matrix."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import platform
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -217,7 +218,7 @@ def candidate_table(card: Mapping[str, Any]) -> tuple[str, list[list[str]]]:
 
 
 def _value(value: float | None) -> str:
-    return "n/a" if value is None or value != value else f"{value:.3f}"
+    return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
 def card_markdown(card: dict[str, Any]) -> str:
@@ -251,7 +252,9 @@ def card_markdown(card: dict[str, Any]) -> str:
     lines += [
         "",
         "Quality gate (held-out): "
-        + "; ".join(f"{c['text']} ({'passed' if c['passed'] else 'failed'})" for c in card["quality_gate"]),
+        + "; ".join(
+            f"{c['text']} ({'passed' if c['passed'] else 'failed'})" for c in card["quality_gate"]
+        ),
         "",
         "## Candidates",
         "",

@@ -214,7 +214,7 @@ def _counts_rows(column: pd.Series[Any], name: str) -> bool:
 def _cell(value: object) -> str:
     if isinstance(value, str):
         number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
-        return repr(value) if number != number else _fmt(float(number))
+        return repr(value) if math.isnan(number) else _fmt(float(number))
     return _fmt(float(value)) if isinstance(value, float | int) else repr(value)
 
 
@@ -231,7 +231,9 @@ def column_kind(column: pd.Series[Any], entry: dict[str, Any]) -> FeatureKind:
     return NUMERIC if share >= NUMERIC_SHARE else CATEGORICAL
 
 
-def infer_task(table: Table, target: str, task: Task | None) -> tuple[Task, tuple[Label, ...] | None]:
+def infer_task(
+    table: Table, target: str, task: Task | None
+) -> tuple[Task, tuple[Label, ...] | None]:
     """The task and, for a classifier, its labels in class-index order (rows without a target
     are ignored here; training leaves them out)."""
     column = table.frame[target].dropna()
@@ -273,7 +275,7 @@ def _sorted_categories(values: Sequence[str]) -> tuple[str, ...]:
     """Category order: numerically for codes that are all whole numbers, else as text."""
     distinct = sorted(set(values))
     numbers = pd.to_numeric(pd.Series(distinct, dtype=object), errors="coerce")
-    if len(distinct) and bool(numbers.notna().all()):
+    if distinct and bool(numbers.notna().all()):
         return tuple(sorted(distinct, key=float))
     return tuple(distinct)
 
@@ -298,7 +300,9 @@ def training_schema(
         nullable = declared.nullable or bool(column.isna().any())
         kind = column_kind(column, entry)
         if kind == CATEGORICAL:
-            categories = declared.categories or _sorted_categories(as_text(column).dropna().tolist())
+            categories = declared.categories or _sorted_categories(
+                as_text(column).dropna().tolist()
+            )
             features.append(
                 Feature(
                     name=column_name,
@@ -374,7 +378,9 @@ class Dataset:
         return self.schema.target.name
 
 
-def to_dataset(table: Table, schema: ModelSchema, folds: int = 5, test_size: float = 0.2) -> Dataset:
+def to_dataset(
+    table: Table, schema: ModelSchema, folds: int = 5, test_size: float = 0.2
+) -> Dataset:
     """The row matrix and target of every row that has a target; any refused cell, too few rows,
     or a class too rare to be in every fold is a `TrainingError` naming what to fix."""
     target = schema.target
@@ -432,7 +438,9 @@ def to_dataset(table: Table, schema: ModelSchema, folds: int = 5, test_size: flo
 
 def _hint(problems: Sequence[CellProblem], schema: ModelSchema) -> str:
     numeric = {f.name for f in schema.features if not f.categorical}
-    text_in_numbers = sorted({p.column for p in problems if p.column in numeric and isinstance(p.value, str)})
+    text_in_numbers = sorted(
+        {p.column for p in problems if p.column in numeric and isinstance(p.value, str)}
+    )
     if not text_in_numbers:
         return ""
     return (
@@ -445,15 +453,15 @@ def _check_classes(
     table: Table, target: Target, y: npt.NDArray[Any], folds: int, test_size: float
 ) -> None:
     """Every class needs a row in each cross-validation fold and in the held-out split."""
-    assert target.classes is not None
+    classes = target.classes or ()
     needed = math.ceil(folds / (1 - test_size)) + 1
-    counts = np.bincount(y, minlength=len(target.classes))
-    rare = [(target.classes[k], int(n)) for k, n in enumerate(counts.tolist()) if n < needed]
+    counts = np.bincount(y, minlength=len(classes))
+    rare = [(classes[k], int(n)) for k, n in enumerate(counts.tolist()) if n < needed]
     if rare:
         shown = ", ".join(f"{label!r} ({n} rows)" for label, n in rare[:5])
         more = f" and {len(rare) - 5} more" if len(rare) > 5 else ""
         raise TrainingError(
-            f"{table.path}: {len(rare)} of {len(target.classes)} classes of {target.name} have "
+            f"{table.path}: {len(rare)} of {len(classes)} classes of {target.name} have "
             f"fewer than {needed} rows, too few for {folds} cross-validation folds and a held-out "
             f"split: {shown}{more}. Merge rare classes, drop their rows, or check that "
             f"{target.name} is really a label."

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -109,9 +110,7 @@ def clean(frame: pd.DataFrame) -> pd.DataFrame:
     columns: dict[str, pd.Series[Any]] = {}
     for name in frame.columns:
         column = frame[name]
-        if pd.api.types.is_bool_dtype(column):
-            column = column.astype(np.float64)
-        elif pd.api.types.is_numeric_dtype(column):
+        if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
             column = column.astype(np.float64)
         else:
             text = column.astype("str").str.strip()
@@ -210,16 +209,17 @@ def as_text(column: pd.Series[Any]) -> pd.Series[Any]:
 
 
 def _number_text(value: float) -> str:
-    if value != value:  # NaN: masked by the caller
+    if math.isnan(value):  # masked by the caller
         return ""
     return str(int(value)) if value.is_integer() else repr(value)
 
 
 def as_numbers(column: pd.Series[Any]) -> FloatArray:
     """A column as float64: numbers as they are, text parsed; text that is no number is NaN."""
-    if pd.api.types.is_numeric_dtype(column):
-        return column.to_numpy(dtype=np.float64, copy=True)
-    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, copy=True)
+    if not pd.api.types.is_numeric_dtype(column):
+        column = pd.to_numeric(column, errors="coerce")
+    numbers: FloatArray = column.to_numpy(dtype=np.float64, copy=True)
+    return numbers
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +290,7 @@ def _request_value(raw: object, number: float, feature: Feature) -> object:
     number, a missing cell as None."""
     if raw is None:
         return None
-    if feature.categories is None and number == number:
+    if feature.categories is None and not math.isnan(number):
         return float(number)
     if isinstance(raw, float | int | np.floating | np.integer):
         return float(raw)
@@ -310,7 +310,9 @@ def describe_problems(table: Table, problems: Sequence[CellProblem], limit: int 
     lines = []
     for problem in problems[:limit]:
         held = "is empty" if problem.value is None else f"holds {problem.value!r}"
-        lines.append(f"{table.where(problem.row)}: column {problem.column} {held}: {problem.message}")
+        lines.append(
+            f"{table.where(problem.row)}: column {problem.column} {held}: {problem.message}"
+        )
     if len(problems) > limit:
         lines.append(f"... and {len(problems) - limit} more")
     return "\n".join(lines)

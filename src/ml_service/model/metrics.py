@@ -112,14 +112,18 @@ def _balanced_accuracy(actual: Any, predicted: Any, score: Any) -> float:
         return float(score(actual, predicted))
 
 
-def confusion(actual: npt.NDArray[Any], predicted: npt.NDArray[Any], classes: int) -> list[list[int]]:
+def confusion(
+    actual: npt.NDArray[Any], predicted: npt.NDArray[Any], classes: int
+) -> list[list[int]]:
     """Counts: rows are the actual class, columns the predicted one, both in class-index order."""
     matrix = np.zeros((classes, classes), dtype=np.int64)
     np.add.at(matrix, (actual.astype(np.int64), predicted.astype(np.int64)), 1)
     return matrix.tolist()
 
 
-def baseline_prediction(task: Task, y_train: npt.NDArray[Any], rows: int, classes: int) -> FloatArray:
+def baseline_prediction(
+    task: Task, y_train: npt.NDArray[Any], rows: int, classes: int
+) -> FloatArray:
     """What the baseline answers for `rows` rows: the mean, or the class shares."""
     if task == REGRESSION:
         return np.full(rows, float(np.mean(y_train)))

@@ -127,20 +127,25 @@ classes ({{ card.target.classes|join(", ") }}){% endif %}.</li>
 ({{ card.training_data.train_rows }} for training, {{ card.training_data.test_rows }} held out;
 {{ card.training_data.dropped_missing_target }} left out for a missing {{ card.target.name }}),
 SHA-256 <code>{{ card.training_data.sha256 }}</code>.</li>
-<li>Target: {{ card.target.name }}{% if card.target.description %}, {{ card.target.description }}{% endif %}
-{% if card.target.unit %}({{ card.target.unit }}){% endif %}.</li>
+<li>Target: {{ card.target.name }}
+{%- if card.target.description %}, {{ card.target.description }}{% endif %}
+{%- if card.target.unit %} ({{ card.target.unit }}){% endif %}.</li>
 </ul>
 
 <h2>Metrics</h2>
 <table>
-<thead><tr><th scope="col">split</th>{% for h in metric_header %}<th scope="col">{{ h }}</th>{% endfor %}</tr></thead>
+<thead><tr><th scope="col">split</th>
+{%- for h in metric_header %}<th scope="col">{{ h }}</th>{% endfor %}</tr></thead>
 <tbody>
-{% for label, values in metric_rows %}<tr><th scope="row">{{ label }}</th>{% for v in values %}<td class="num">{{ v }}</td>{% endfor %}</tr>
+{% for label, values in metric_rows %}<tr><th scope="row">{{ label }}</th>
+{%- for v in values %}<td class="num">{{ v }}</td>{% endfor %}</tr>
 {% endfor %}
 </tbody>
 </table>
 <p>Quality gate on the held-out split:
-{% for c in card.quality_gate %}{{ c.text }} ({{ "passed" if c.passed else "failed" }}{% if c.source != "baseline" %}, {{ c.source }}{% endif %}){{ "; " if not loop.last }}{% endfor %}.</p>
+{% for c in card.quality_gate %}{{ c.text }} ({{ "passed" if c.passed else "failed" }}
+{%- if c.source != "baseline" %}, {{ c.source }}{% endif %}){{ "; " if not loop.last }}
+{%- endfor %}.</p>
 
 <h2>Candidates</h2>
 <p>Every family was cross-validated on the same folds at each of its settings; the one with the
@@ -152,7 +157,8 @@ are for information (no choice used them).</p>
 <th scope="col">settings tried</th></tr></thead>
 <tbody>
 {% for row in candidate_rows %}<tr><th scope="row">{{ row[0] }}</th><td>{{ row[1] }}</td>
-<td class="num">{{ row[2] }}</td><td class="num">{{ row[3] }}</td><td class="num">{{ row[4] }}</td></tr>
+<td class="num">{{ row[2] }}</td><td class="num">{{ row[3] }}</td>
+<td class="num">{{ row[4] }}</td></tr>
 {% endfor %}
 </tbody>
 </table>
@@ -391,7 +397,8 @@ CALIBRATION_CLASSES = 8
 
 
 def _calibration(result: TrainingResult) -> Any:
-    assert result.probabilities is not None
+    if result.probabilities is None:
+        raise ValueError("a calibration plot needs a classifier's probabilities")
     classes = result.schema.target.classes or ()
     fig, ax = _figure(4.5)
     ax.plot([0, 1], [0, 1], color="#888888", linewidth=1, label="perfectly calibrated")
@@ -410,7 +417,9 @@ def _calibration(result: TrainingResult) -> Any:
     ax.set_ylim(0, 1)
     ax.set_xlabel("predicted probability of the class")
     ax.set_ylabel("share of rows of that class")
-    ax.set_title(f"log loss {result.holdout['log_loss']:.3f} (baseline {result.baseline['log_loss']:.3f})")
+    ax.set_title(
+        f"log loss {result.holdout['log_loss']:.3f} (baseline {result.baseline['log_loss']:.3f})"
+    )
     ax.legend(loc="upper left", fontsize="small")
     return fig
 
@@ -427,7 +436,10 @@ def _cv_spread(result: TrainingResult) -> Any:
     for i, v in enumerate(values, start=1):
         jitter = np.linspace(-0.15, 0.15, len(v))
         ax.scatter(v, i + jitter, s=10, color="#1f6feb", zorder=3)
-    ticks = [n + (" (chosen)" if e.candidate == result.chosen else "") for n, e in zip(names, evaluations, strict=True)]
+    ticks = [
+        n + (" (chosen)" if e.candidate == result.chosen else "")
+        for n, e in zip(names, evaluations, strict=True)
+    ]
     ax.set_yticks(range(1, len(names) + 1), ticks)
     ax.axvline(result.holdout[metric], color="#d1242f", linewidth=1, linestyle="--")
     ax.set_xlabel(f"{LABELS[metric]} per fold (dashed: chosen model, held-out)")

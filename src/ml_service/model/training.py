@@ -10,6 +10,7 @@ and the other families. Everything is deterministic for a given data file and `T
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -155,7 +156,7 @@ class TrainingResult:
         return summary
 
 
-def train(
+def train(  # noqa: PLR0915 - one sequence of steps, told in the module docstring
     dataset: Dataset,
     settings: TrainSettings,
     plan: Plan,
@@ -298,7 +299,9 @@ def check_quality(result: TrainingResult) -> None:
             )
         else:
             sign = "<" if check.bound == "min" else ">"
-            failures.append(f"{label} {check.value:.3f} {sign} {check.threshold:g} ({check.source})")
+            failures.append(
+                f"{label} {check.value:.3f} {sign} {check.threshold:g} ({check.source})"
+            )
     if failures:
         raise QualityGateFailed("quality gate failed on the held-out split: " + "; ".join(failures))
 
@@ -338,7 +341,8 @@ def finish_schema(
         target = schema.target
         values = [target.classes[int(k)] for k in dataset.y]  # type: ignore[index]
     examples = tuple(
-        _example(finished, dataset.x[i], values[i]) for i in list(dict.fromkeys(picks))[:MAX_EXAMPLES]
+        _example(finished, dataset.x[i], values[i])
+        for i in list(dict.fromkeys(picks))[:MAX_EXAMPLES]
     )
     return replace(finished, examples=examples)
 
@@ -347,7 +351,7 @@ def _example(schema: ModelSchema, row: FloatArray, target: Any) -> Example:
     """A row of the matrix in request form: numbers, category text, None for missing."""
     example: Example = {}
     for feature, value in zip(schema.features, row.tolist(), strict=True):
-        if value != value:
+        if math.isnan(value):
             example[feature.name] = None
         elif feature.categories is not None:
             example[feature.name] = feature.categories[int(value)]
