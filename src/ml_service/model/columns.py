@@ -354,7 +354,9 @@ def _inferred_numeric(declared: Feature, values: FloatArray, nullable: bool) -> 
     if set(np.unique(present).tolist()) <= {0.0, 1.0}:
         return replace(base, min=0.0, max=1.0, allowed=(0.0, 1.0))
     width = (high - low) or max(abs(high), 1.0)
-    return replace(base, min=low - width, max=high + width)
+    # Six significant digits: the bounds are a generous guess, and read better short.
+    bottom, top = min(float(f"{low - width:.6g}"), low), max(float(f"{high + width:.6g}"), high)
+    return replace(base, min=bottom, max=top)
 
 
 @dataclass(frozen=True)
