@@ -33,49 +33,33 @@ EXTRA_TREES = "extra_trees"
 MISSING_CODE = -1.0
 
 # Settings tried per family and task (a little tuning; every setting on the same folds).
+_BOOSTING: tuple[Mapping[str, Any], ...] = (
+    {"n_estimators": 100, "learning_rate": 0.1, "max_depth": 3},
+    {
+        "n_estimators": 200,
+        "learning_rate": 0.05,
+        "max_depth": 3,
+        "subsample": 0.8,
+        "max_features": 0.5,
+    },
+)
+_HISTOGRAM: tuple[Mapping[str, Any], ...] = (
+    {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 20},
+    {
+        "max_iter": 300,
+        "learning_rate": 0.05,
+        "max_leaf_nodes": 15,
+        "min_samples_leaf": 5,
+        "max_features": 0.5,
+    },
+)
 GRIDS: Mapping[tuple[Task, str], tuple[Mapping[str, Any], ...]] = {
     ("regression", LINEAR): ({"alpha": 0.1}, {"alpha": 1.0}, {"alpha": 10.0}),
     ("classification", LINEAR): ({"C": 0.1}, {"C": 1.0}, {"C": 10.0}),
-    ("regression", GRADIENT_BOOSTING): (
-        {"n_estimators": 100, "learning_rate": 0.1, "max_depth": 3},
-        {
-            "n_estimators": 200,
-            "learning_rate": 0.05,
-            "max_depth": 3,
-            "subsample": 0.8,
-            "max_features": 0.5,
-        },
-    ),
-    ("classification", GRADIENT_BOOSTING): (
-        {"n_estimators": 100, "learning_rate": 0.1, "max_depth": 3},
-        {
-            "n_estimators": 200,
-            "learning_rate": 0.05,
-            "max_depth": 3,
-            "subsample": 0.8,
-            "max_features": 0.5,
-        },
-    ),
-    ("regression", HIST_GRADIENT_BOOSTING): (
-        {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 20},
-        {
-            "max_iter": 300,
-            "learning_rate": 0.05,
-            "max_leaf_nodes": 15,
-            "min_samples_leaf": 5,
-            "max_features": 0.5,
-        },
-    ),
-    ("classification", HIST_GRADIENT_BOOSTING): (
-        {"max_iter": 100, "learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 20},
-        {
-            "max_iter": 300,
-            "learning_rate": 0.05,
-            "max_leaf_nodes": 15,
-            "min_samples_leaf": 5,
-            "max_features": 0.5,
-        },
-    ),
+    ("regression", GRADIENT_BOOSTING): _BOOSTING,
+    ("classification", GRADIENT_BOOSTING): _BOOSTING,
+    ("regression", HIST_GRADIENT_BOOSTING): _HISTOGRAM,
+    ("classification", HIST_GRADIENT_BOOSTING): _HISTOGRAM,
     ("regression", EXTRA_TREES): (
         {"n_estimators": 100, "min_samples_leaf": 2, "max_features": 0.7},
         {"n_estimators": 100, "min_samples_leaf": 5, "max_features": 1.0},
