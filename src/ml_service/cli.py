@@ -7,9 +7,11 @@ import json
 import sys
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from ml_service import __version__
 from ml_service.errors import ServiceError
+from ml_service.model.metrics import GATE_KEYS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,14 +19,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"ml-service {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train a model from a CSV into an artifact")
+    train = commands.add_parser(
+        "train", help="train a model from a CSV or Parquet file into an artifact"
+    )
     train.add_argument("--data", type=Path, default=Path("data/housing.csv"))
     train.add_argument(
         "--schema",
         type=Path,
         default=None,
-        help="feature schema JSON (default: <data>.schema.json beside the CSV, "
-        "else inferred from the data)",
+        help="schema file (default: <data>.schema.json beside the data file, if there is one)",
     )
     where = train.add_mutually_exclusive_group()
     where.add_argument(
@@ -36,13 +39,34 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="model repository: write a new version under DIR/<name>/<version>/",
     )
-    train.add_argument("--name", default=None, help="model name (default: from the schema)")
-    train.add_argument("--target", default=None, help="target column (default: MEDV)")
+    train.add_argument("--name", default=None, help="model name (default: the schema file's)")
     train.add_argument(
-        "--features", default=None, help="comma-separated feature columns (default: the schema's)"
+        "--target", default=None, help="target column (default: the schema file's target)"
     )
-    train.add_argument("--min-r2", type=float, default=None)
-    train.add_argument("--max-rmse", type=float, default=None)
+    train.add_argument(
+        "--features",
+        default=None,
+        help="comma-separated feature columns (default: the schema file's, else every usable "
+        "column but the target)",
+    )
+    train.add_argument("--exclude", default=None, help="comma-separated columns to leave out")
+    train.add_argument(
+        "--task",
+        choices=("regression", "classification"),
+        default=None,
+        help="default: inferred from the target (text or few whole numbers: classification)",
+    )
+    train.add_argument(
+        "--candidates",
+        default=None,
+        help="comma-separated model families to try: linear, gradient_boosting, "
+        "hist_gradient_boosting, extra_trees (default: all that suit the data's size)",
+    )
+    gate = train.add_argument_group(
+        "quality gate (each replaces the default or schema file's threshold of its metric)"
+    )
+    for key in GATE_KEYS:
+        gate.add_argument(f"--{key.replace('_', '-')}", type=float, default=None, metavar="X")
     train.add_argument("--seed", type=int, default=None)
 
     commands.add_parser("serve", help="serve the model (settings from the environment)")
@@ -98,15 +122,17 @@ def _train(args: argparse.Namespace) -> int:
     from ml_service.model.training import TrainSettings
     from ml_service.repository.layout import version_dir
 
-    settings = TrainSettings()
-    overrides = {
+    overrides: dict[str, Any] = {
         "target": args.target,
-        "features": tuple(f.strip() for f in args.features.split(",")) if args.features else None,
-        "min_r2": args.min_r2,
-        "max_rmse": args.max_rmse,
+        "features": _names(args.features),
+        "exclude": _names(args.exclude),
+        "task": args.task,
+        "families": _names(args.candidates),
         "seed": args.seed,
     }
-    settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    for key in GATE_KEYS:
+        overrides[key] = getattr(args, key)
+    settings = replace(TrainSettings(), **{k: v for k, v in overrides.items() if v is not None})
 
     def progress(message: str) -> None:
         print(f"train: {message}", file=sys.stderr, flush=True)
@@ -123,11 +149,19 @@ def _train(args: argparse.Namespace) -> int:
                 "name": manifest.name,
                 "version": manifest.version,
                 "path": str(out),
-                "metrics": result.holdout.as_dict(),
+                "task": result.task,
+                "model": result.chosen.family,
+                "metrics": dict(result.holdout),
             }
         )
     )
     return 0
+
+
+def _names(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def _serve() -> int:

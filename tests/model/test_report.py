@@ -8,14 +8,16 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from starlette.testclient import TestClient
+from tests.model.conftest import Trained
 
 from ml_service.config import Settings
 from ml_service.http.app import create_app
 from ml_service.model import artifact
-from ml_service.model.report import PLOTS, REPORT_DIR, REPORT_FILE, STYLESHEET, build_report
+from ml_service.model.report import REPORT_DIR, REPORT_FILE, STYLESHEET, build_report, plots_for
 from ml_service.model.training import TrainingResult
 
 SVG = "{http://www.w3.org/2000/svg}svg"
+PLOTS = plots_for("regression")
 
 
 def test_training_writes_the_report_into_the_manifest(model_dir: Path) -> None:
@@ -41,8 +43,10 @@ def test_report_links_every_plot_and_tells_the_card(
         assert f'src="{REPORT_DIR}/{plot.file}"' in html
         assert plot.title in html
     assert f'href="{STYLESHEET}"' in html
-    assert f"{result.holdout.rmse:.3f}" in html
-    assert f"{result.holdout.r2:.3f}" in html
+    assert f"{result.holdout['rmse']:.3f}" in html
+    assert f"{result.holdout['r2']:.3f}" in html
+    for family in ("linear", "gradient_boosting", "hist_gradient_boosting", "extra_trees"):
+        assert f'<th scope="row">{family}' in html
     for name in result.schema.names:
         assert re.search(rf'<th scope="row">{name}</th><td class="num">-?\d', html), name
     for caveat in result.schema.caveats:
@@ -88,3 +92,20 @@ def test_tampered_report_is_refused(artifact_copy: Path) -> None:
         assert answer.status_code == 503
         assert "modified since training" in answer.json()["error"]
         assert client.get("/model/report").status_code == 200
+
+
+def test_a_classifier_report_shows_confusion_and_calibration(churn: Trained) -> None:
+    manifest = artifact.verify(churn.path)
+    plots = {f"{REPORT_DIR}/{p.file}" for p in plots_for("classification")}
+    assert plots <= set(manifest.files)
+    assert f"{REPORT_DIR}/residuals.svg" not in manifest.files
+    assert f"{REPORT_DIR}/confusion_matrix.svg" in plots
+    html = (churn.path / REPORT_FILE).read_text(encoding="utf-8")
+    assert "balanced accuracy" in html
+    assert "log loss lost (mean)" in html
+    assert "customer: row identifier" in html
+    for name in churn.result.schema.names:
+        assert re.search(rf'<th scope="row">{name}</th><td class="num">-?\d', html), name
+    for plot in plots_for("classification"):
+        root = ET.fromstring((churn.path / REPORT_DIR / plot.file).read_bytes())  # noqa: S314
+        assert root.tag == SVG

@@ -45,8 +45,14 @@ ONNX_INPUT = "input"
 # Nothing in an artifact is read past these sizes (the default model's files are well under).
 MAX_MANIFEST_BYTES = 1 << 20
 MAX_FILE_BYTES = 512 << 20
-# Types skops may rebuild beyond its safe defaults; anything else in a file is refused.
-TRUSTED_SKOPS_TYPES = ["sklearn.tree._tree.Tree"]
+# Types skops may rebuild beyond its safe defaults (what the candidate models hold: tree
+# structures, histogram boosting's tree predictors, numpy dtypes of the one-hot encoder's
+# categories); anything else in a file is refused.
+TRUSTED_SKOPS_TYPES = [
+    "numpy.dtype",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.tree._tree.Tree",
+]
 
 
 @dataclass(frozen=True)
@@ -297,15 +303,21 @@ def load_pipeline(path: Path) -> Any:
     return skops.io.loads(data, trusted=TRUSTED_SKOPS_TYPES)
 
 
-def export_onnx(pipeline: Any, n_features: int) -> bytes:
-    """The fitted pipeline as ONNX (float32 input, as scikit-learn's trees compare in float32)."""
+def export_onnx(pipeline: Any, n_features: int, classifier: bool = False) -> bytes:
+    """The fitted pipeline as ONNX: one float32 input `input` [N, F] (scikit-learn's trees
+    compare in float32 too); a regressor's first output is the prediction, a classifier's are
+    `label` (int64 class index [N]) and `probabilities` (float [N, K], class-index order)."""
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType
 
+    from ml_service.model import converters
+
+    converters.register()
     graph = to_onnx(
         pipeline,
         initial_types=[(ONNX_INPUT, FloatTensorType([None, n_features]))],
         target_opset=dict(ONNX_OPSETS),
+        options={"zipmap": False} if classifier else None,
     )
     data: bytes = graph.SerializeToString()
     return data

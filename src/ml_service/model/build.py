@@ -1,37 +1,32 @@
-"""From a CSV to a verified artifact directory: the whole of `ml-service train`."""
+"""From a data file to a verified artifact directory: the whole of `ml-service train`."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from ml_service.errors import TrainingError
-from ml_service.model import artifact
+from ml_service.model import agreement, artifact
 from ml_service.model.card import card_markdown, library_versions, model_card
-from ml_service.model.data import read_csv
+from ml_service.model.columns import (
+    infer_task,
+    load_schema_file,
+    plan_columns,
+    to_dataset,
+    training_schema,
+)
+from ml_service.model.data import read_table
 from ml_service.model.report import build_report
-from ml_service.model.schema import ModelSchema
 from ml_service.model.training import (
     Progress,
     TrainingResult,
     TrainSettings,
     check_quality,
-    infer_schema,
     train,
 )
 from ml_service.repository.layout import version_dir
-
-
-def load_schema(schema_path: Path | None, data_path: Path) -> ModelSchema | None:
-    """The hand-written schema: the given file, else `<data stem>.schema.json` beside the CSV."""
-    path = schema_path or data_path.with_name(f"{data_path.stem}.schema.json")
-    if schema_path is None and not path.exists():
-        return None
-    try:
-        return ModelSchema.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise TrainingError(f"{path}: not a usable schema file ({exc})") from exc
 
 
 def build_model(
@@ -43,25 +38,40 @@ def build_model(
     progress: Progress = lambda _: None,
     repository: Path | None = None,
 ) -> tuple[artifact.Manifest, TrainingResult]:
-    """Train, gate, and write the artifact into `out_dir`, or as a new version of its model in
-    the model `repository` (`<repository>/<name>/<version>/`). Nothing is written when the gate
-    fails."""
-    schema = load_schema(schema_path, data_path)
-    if schema is not None and settings.features == TrainSettings().features:
-        settings = replace(settings, features=schema.names, target=schema.target.name)
-    progress(f"reading {data_path}")
-    dataset = read_csv(data_path, settings.features, settings.target)
-    if schema is None:
-        progress(f"no schema file: inferring ranges for {', '.join(settings.features)}")
-        schema = infer_schema(name or data_path.stem, dataset)
-    if name:
-        schema = replace(schema, name=name)
-    result = train(dataset, schema, settings, progress)
+    """Read, choose columns, train, gate, and write the artifact into `out_dir`, or as a new
+    version of its model in the model `repository` (`<repository>/<name>/<version>/`). Nothing
+    is written when any step fails."""
+    schema_file = load_schema_file(schema_path, data_path)
+    progress(f"reading {data_path}" + (f" (schema {schema_file.path})" if schema_file else ""))
+    table = read_table(data_path)
+    plan = plan_columns(table, settings.target, settings.features, settings.exclude, schema_file)
+    for left_out in plan.excluded:
+        progress(f"left out {left_out.name}: {left_out.reason}")
+    task, classes = infer_task(table, plan.target, settings.task)
+    schema = training_schema(table, plan, task, classes, schema_file, name)
+    dataset = to_dataset(table, schema, settings.cv_folds, settings.test_size)
+    kinds = [f.kind for f in schema.features]
+    what = task if classes is None else f"{task} into {len(classes)} classes"
+    progress(
+        f"{len(dataset.y)} rows, {len(kinds)} features ({kinds.count('numeric')} numeric, "
+        f"{kinds.count('categorical')} categorical); target {plan.target}: {what}"
+    )
+    if dataset.dropped_missing_target:
+        progress(f"left out {dataset.dropped_missing_target} rows without a {plan.target}")
+    result = train(dataset, settings, plan, schema_file.gate if schema_file else None, progress)
     check_quality(result)
     progress("exporting to ONNX and skops")
-    onnx_model = artifact.export_onnx(result.pipeline, len(settings.features))
+    classifier = result.task != "regression"
+    onnx_model = artifact.export_onnx(result.pipeline, len(schema.features), classifier)
+    rows = np.vstack([result.x_train, result.x_test])
+    scale = 0.0 if classifier else float(np.max(np.abs(dataset.y)))
+    measured = agreement.measure(onnx_model, result.pipeline, rows, len(classes or ()), scale)
+    if not measured["holds"]:
+        raise TrainingError(
+            f"the ONNX graph disagrees with the scikit-learn pipeline beyond the bound ({measured})"
+        )
     version = artifact.model_version(onnx_model, result.schema)
-    card = model_card(result, version)
+    card = model_card(result, version, measured)
     files = {
         artifact.ONNX_FILE: onnx_model,
         artifact.SKOPS_FILE: artifact.export_skops(result.pipeline),

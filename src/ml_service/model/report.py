@@ -4,11 +4,12 @@
 serves it at `/model/report`. It is one HTML page (`report.html`) with SVG plots and a stylesheet
 under `report/`, so it reads the same opened from disk as served:
 
-- predicted against actual values on the held-out split;
-- residuals on the held-out split, against the prediction and as a histogram;
-- the spread of each metric across the cross-validation folds;
-- permutation feature importance on the held-out split (drop in R² when a feature is shuffled);
-- the model card's text.
+- regression: predicted against actual values and the residuals, on the held-out split;
+- classification: the confusion matrix and a calibration plot, on the held-out split;
+- every candidate's cross-validated score fold by fold, next to the baseline's;
+- permutation importance of each original column on the held-out split;
+- the model card's text: metrics against the baseline, the gate, candidates, features, the
+  columns left out and any warnings.
 
 Plots are drawn with matplotlib's object API (no pyplot state) and written deterministically.
 """
@@ -33,11 +34,13 @@ IMPORTANCE_REPEATS = 10
 
 @dataclass(frozen=True, slots=True)
 class Plot:
-    """One figure of the report: its file (under `report/`), title and text alternative."""
+    """One figure of the report: its file (under `report/`), title, text alternative, and the
+    tasks whose report has it."""
 
     file: str
     title: str
     alt: str
+    tasks: tuple[str, ...] = ("regression", "classification")
 
 
 PLOTS = (
@@ -46,23 +49,46 @@ PLOTS = (
         "Predicted against actual (held-out split)",
         "Scatter plot of predicted against actual values on the held-out rows, with the "
         "diagonal where they would be equal.",
+        ("regression",),
     ),
     Plot(
         "residuals.svg",
         "Residuals (held-out split)",
         "Residuals (actual minus predicted) against the prediction, and their histogram.",
+        ("regression",),
+    ),
+    Plot(
+        "confusion_matrix.svg",
+        "Confusion matrix (held-out split)",
+        "Held-out rows by actual class (rows) and predicted class (columns), shaded by the "
+        "share of each actual class.",
+        ("classification",),
+    ),
+    Plot(
+        "calibration.svg",
+        "Calibration (held-out split)",
+        "Predicted probability of each class against the share of rows that were that class, "
+        "in bins of predicted probability, with the diagonal of perfect calibration.",
+        ("classification",),
     ),
     Plot(
         "cv_spread.svg",
-        "Cross-validation spread",
-        "Each metric's value in every cross-validation fold, with its mean.",
+        "Cross-validation spread of every candidate",
+        "The selection metric in every cross-validation fold for each candidate family at its "
+        "best setting and for the baseline, with the held-out value of the chosen model.",
     ),
     Plot(
         "feature_importance.svg",
         "Permutation feature importance (held-out split)",
-        "Drop in R² on the held-out rows when each feature is shuffled, over repeated shuffles.",
+        "Loss of quality on the held-out rows when each original column is shuffled, over "
+        "repeated shuffles.",
     ),
 )
+
+
+def plots_for(task: str) -> tuple[Plot, ...]:
+    return tuple(p for p in PLOTS if task in p.tasks)
+
 
 CSS = """\
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 1rem auto;
@@ -91,33 +117,51 @@ TEMPLATE = """\
 <h1>Model report: {{ card.name }} <code>{{ card.version }}</code></h1>
 <p>{{ card.description }}</p>
 <ul>
+<li>Task: {{ card.task }}{% if card.target.classes %} into {{ card.target.classes|length }}
+classes ({{ card.target.classes|join(", ") }}){% endif %}.</li>
 <li>Trained {{ card.trained_at }} with {{ card.algorithm }}
 ({% for k, v in card.hyperparameters.items() -%}
 {{ k }}={{ v }}{{ ", " if not loop.last }}
-{%- endfor %}).</li>
+{%- endfor %}){% if card.preprocessing %}; {{ card.preprocessing|join("; ") }}{% endif %}.</li>
 <li>Training data <code>{{ card.training_data.file }}</code>: {{ card.training_data.rows }} rows
-({{ card.training_data.train_rows }} for training, {{ card.training_data.test_rows }} held out),
+({{ card.training_data.train_rows }} for training, {{ card.training_data.test_rows }} held out;
+{{ card.training_data.dropped_missing_target }} left out for a missing {{ card.target.name }}),
 SHA-256 <code>{{ card.training_data.sha256 }}</code>.</li>
-<li>Target: {{ card.target.name }}, {{ card.target.description }} ({{ card.target.unit }}).</li>
+<li>Target: {{ card.target.name }}
+{%- if card.target.description %}, {{ card.target.description }}{% endif %}
+{%- if card.target.unit %} ({{ card.target.unit }}){% endif %}.</li>
 </ul>
 
 <h2>Metrics</h2>
 <table>
-<thead><tr><th scope="col">split</th><th scope="col">RMSE</th><th scope="col">MAE</th>
-<th scope="col">R²</th></tr></thead>
+<thead><tr><th scope="col">split</th>
+{%- for h in metric_header %}<th scope="col">{{ h }}</th>{% endfor %}</tr></thead>
 <tbody>
-<tr><th scope="row">held-out ({{ card.training_data.test_rows }} rows)</th>
-<td class="num">{{ "%.3f"|format(card.metrics.rmse) }}</td>
-<td class="num">{{ "%.3f"|format(card.metrics.mae) }}</td>
-<td class="num">{{ "%.3f"|format(card.metrics.r2) }}</td></tr>
-<tr><th scope="row">cross-validation, {{ card.evaluation.cv }} (mean ± sd)</th>
-<td class="num">{{ "%.3f"|format(cv.rmse_mean) }} ± {{ "%.3f"|format(cv.rmse_std) }}</td>
-<td class="num">{{ "%.3f"|format(cv.mae_mean) }} ± {{ "%.3f"|format(cv.mae_std) }}</td>
-<td class="num">{{ "%.3f"|format(cv.r2_mean) }} ± {{ "%.3f"|format(cv.r2_std) }}</td></tr>
+{% for label, values in metric_rows %}<tr><th scope="row">{{ label }}</th>
+{%- for v in values %}<td class="num">{{ v }}</td>{% endfor %}</tr>
+{% endfor %}
 </tbody>
 </table>
-<p>Quality gate: R² ≥ {{ card.quality_gate.min_r2 }}, RMSE ≤ {{ card.quality_gate.max_rmse }}
-on the held-out split.</p>
+<p>Quality gate on the held-out split:
+{% for c in card.quality_gate %}{{ c.text }} ({{ "passed" if c.passed else "failed" }}
+{%- if c.source != "baseline" %}, {{ c.source }}{% endif %}){{ "; " if not loop.last }}
+{%- endfor %}.</p>
+
+<h2>Candidates</h2>
+<p>Every family was cross-validated on the same folds at each of its settings; the one with the
+{{ card.evaluation.selected_by }} was refitted on the whole training split. Held-out figures
+are for information (no choice used them).</p>
+<table>
+<thead><tr><th scope="col">family</th><th scope="col">model</th>
+<th scope="col">CV {{ primary }} (mean ± sd)</th><th scope="col">held-out {{ primary }}</th>
+<th scope="col">settings tried</th></tr></thead>
+<tbody>
+{% for row in candidate_rows %}<tr><th scope="row">{{ row[0] }}</th><td>{{ row[1] }}</td>
+<td class="num">{{ row[2] }}</td><td class="num">{{ row[3] }}</td>
+<td class="num">{{ row[4] }}</td></tr>
+{% endfor %}
+</tbody>
+</table>
 
 {% for plot in plots %}
 <figure id="{{ plot.file.split('.')[0] }}">
@@ -128,8 +172,10 @@ on the held-out split.</p>
 {% endfor %}
 
 <h2>Permutation importance</h2>
+<p>Each original column shuffled on the held-out rows ({{ repeats }} times): how much
+{{ importance_metric }} gets worse. Near zero: the model barely uses the column.</p>
 <table>
-<thead><tr><th scope="col">feature</th><th scope="col">drop in R² (mean)</th>
+<thead><tr><th scope="col">feature</th><th scope="col">{{ importance_metric }} lost (mean)</th>
 <th scope="col">sd</th></tr></thead>
 <tbody>
 {% for row in importance %}
@@ -141,15 +187,27 @@ on the held-out split.</p>
 
 <h2>Features</h2>
 <table>
-<thead><tr><th scope="col">feature</th><th scope="col">meaning</th><th scope="col">unit</th>
-<th scope="col">accepted</th><th scope="col">seen in training</th></tr></thead>
+<thead><tr><th scope="col">feature</th><th scope="col">kind</th><th scope="col">meaning</th>
+<th scope="col">unit</th><th scope="col">accepted</th><th scope="col">seen in training</th>
+<th scope="col">missing</th></tr></thead>
 <tbody>
 {% for f in card.features %}
-<tr><th scope="row">{{ f.name }}</th><td>{{ f.description }}</td><td>{{ f.unit }}</td>
-<td>{{ f.accepted }}</td><td>{{ f.train_min }} to {{ f.train_max }}</td></tr>
+<tr><th scope="row">{{ f.name }}</th><td>{{ f.kind }}</td><td>{{ f.description }}</td>
+<td>{{ f.unit }}</td><td>{{ f.accepted }}</td><td>{{ seen(f) }}</td>
+<td class="num">{{ "%.1f%%"|format(100 * f.missing) }}</td></tr>
 {% endfor %}
 </tbody>
 </table>
+{% if card.excluded_columns %}
+<h2>Columns left out</h2>
+<ul>{% for e in card.excluded_columns %}<li>{{ e.name }}: {{ e.reason }}</li>
+{% endfor %}</ul>
+{% endif %}
+{% if card.warnings %}
+<h2>Warnings</h2>
+<ul>{% for w in card.warnings %}<li>{{ w }}</li>
+{% endfor %}</ul>
+{% endif %}
 
 <h2>Intended use</h2>
 <p>{{ card.intended_use or "Not stated." }}</p>
@@ -174,19 +232,38 @@ WIDTH_IN = 7.2
 DPI = 100
 
 
+IMPORTANCE_ROWS = 5000
+
+
 def permutation_importance(result: TrainingResult) -> list[dict[str, Any]]:
-    """Mean and spread of the R² drop per feature, most important first."""
+    """Mean and spread of the quality lost per original column, most important first.
+
+    The row matrix's columns are the original columns (a category is one code), so shuffling
+    one moves all of its one-hot columns together. Scored by R² (regression) or log loss.
+    """
     from sklearn.inspection import permutation_importance as sklearn_importance
+    from sklearn.metrics import log_loss
+
+    rows = min(len(result.y_test), IMPORTANCE_ROWS)
+    if result.task == "regression":
+        scoring: Any = "r2"
+    else:
+        labels = list(range(len(result.schema.target.classes or ())))
+
+        def scoring(model: Any, x: Any, y: Any) -> float:
+            found = np.zeros((len(x), len(labels)))
+            found[:, model.classes_] = model.predict_proba(x)
+            return -float(log_loss(y, found, labels=labels))
 
     found = sklearn_importance(
         result.pipeline,
-        result.x_test,
-        result.y_test,
+        result.x_test[:rows],
+        result.y_test[:rows],
         n_repeats=IMPORTANCE_REPEATS,
         random_state=result.settings.seed,
-        scoring="r2",
+        scoring=scoring,
     )
-    rows = [
+    ranked = [
         {
             "feature": name,
             "mean": float(found.importances_mean[j]),
@@ -195,32 +272,52 @@ def permutation_importance(result: TrainingResult) -> list[dict[str, Any]]:
         }
         for j, name in enumerate(result.schema.names)
     ]
-    return sorted(rows, key=lambda row: -row["mean"])
+    return sorted(ranked, key=lambda row: -row["mean"])
 
 
 def build_report(result: TrainingResult, card: dict[str, Any]) -> dict[str, bytes]:
     """Every report file, keyed by its path inside the artifact."""
+    from ml_service.model.card import candidate_table, metric_table, seen_in_training
+
     importance = permutation_importance(result)
+    regression = result.task == "regression"
     figures = {
-        "predicted_vs_actual.svg": _predicted_vs_actual(result),
-        "residuals.svg": _residuals(result),
         "cv_spread.svg": _cv_spread(result),
-        "feature_importance.svg": _importance(importance),
+        "feature_importance.svg": _importance(importance, _importance_metric(result)),
     }
-    files = {f"{REPORT_DIR}/{name}": _svg(fig) for name, fig in figures.items()}
+    if regression:
+        figures["predicted_vs_actual.svg"] = _predicted_vs_actual(result)
+        figures["residuals.svg"] = _residuals(result)
+    else:
+        figures["confusion_matrix.svg"] = _confusion(result, card)
+        figures["calibration.svg"] = _calibration(result)
+    plots = plots_for(result.task)
+    files = {f"{REPORT_DIR}/{p.file}": _svg(figures[p.file]) for p in plots}
     heights = {name: round(fig.get_figheight() * DPI) for name, fig in figures.items()}
+    header, rows = metric_table(card)
+    primary, candidates = candidate_table(card)
     html = _env.from_string(TEMPLATE).render(
         card=card,
-        cv=card["cv_metrics"],
-        plots=PLOTS,
+        metric_header=header,
+        metric_rows=rows,
+        primary=primary,
+        candidate_rows=candidates,
+        plots=plots,
         heights=heights,
         importance=importance,
+        importance_metric=_importance_metric(result),
+        repeats=IMPORTANCE_REPEATS,
+        seen=seen_in_training,
         directory=REPORT_DIR,
         stylesheet=STYLESHEET,
     )
     files[REPORT_FILE] = html.encode()
     files[STYLESHEET] = CSS.encode()
     return files
+
+
+def _importance_metric(result: TrainingResult) -> str:
+    return "R²" if result.task == "regression" else "log loss"
 
 
 def _figure(height: float, columns: int = 1) -> tuple[Any, Any]:
@@ -255,9 +352,8 @@ def _predicted_vs_actual(result: TrainingResult) -> Any:
     label = _target_label(result)
     ax.set_xlabel(f"actual {label}")
     ax.set_ylabel(f"predicted {label}")
-    ax.set_title(
-        f"RMSE {result.holdout.rmse:.3f}, MAE {result.holdout.mae:.3f}, R² {result.holdout.r2:.3f}"
-    )
+    m = result.holdout
+    ax.set_title(f"RMSE {m['rmse']:.3f}, MAE {m['mae']:.3f}, R² {m['r2']:.3f}")
     ax.legend(loc="upper left")
     return fig
 
@@ -276,25 +372,85 @@ def _residuals(result: TrainingResult) -> Any:
     return fig
 
 
-def _cv_spread(result: TrainingResult) -> Any:
-    fig, axes = _figure(3.2, columns=3)
-    for ax, name, label in zip(axes, ("rmse", "mae", "r2"), ("RMSE", "MAE", "R²"), strict=True):
-        values = np.array([getattr(m, name) for m in result.cv_folds])
-        jitter = np.linspace(-0.12, 0.12, len(values))
-        ax.boxplot([values], widths=0.5)
-        ax.scatter(1 + jitter, values, s=14, color="#1f6feb", zorder=3)
-        ax.axhline(getattr(result.holdout, name), color="#d1242f", linewidth=1, linestyle="--")
-        ax.set_xticks([1], [f"{len(values)} folds"])
-        ax.set_title(f"{label}: {values.mean():.3f} ± {values.std():.3f}")
-    axes[0].set_ylabel("value per fold (dashed: held-out)")
+def _confusion(result: TrainingResult, card: dict[str, Any]) -> Any:
+    matrix = np.asarray(card["confusion_matrix"]["counts"], dtype=np.float64)
+    labels = [str(label) for label in card["confusion_matrix"]["labels"]]
+    size = len(labels)
+    fig, ax = _figure(max(3.0, 0.5 * size + 2.0))
+    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for i in range(size):
+        for j in range(size):
+            color = "white" if shares[i, j] > 0.5 else "#1b1f24"
+            ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", color=color)
+    ax.set_xticks(range(size), labels, rotation=45 if size > 4 else 0)
+    ax.set_yticks(range(size), labels)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("actual class")
+    m = result.holdout
+    ax.set_title(f"accuracy {m['accuracy']:.3f}, balanced accuracy {m['balanced_accuracy']:.3f}")
     return fig
 
 
-def _importance(importance: list[dict[str, Any]]) -> Any:
+CALIBRATION_BINS = 10
+CALIBRATION_CLASSES = 8
+
+
+def _calibration(result: TrainingResult) -> Any:
+    if result.probabilities is None:
+        raise ValueError("a calibration plot needs a classifier's probabilities")
+    classes = result.schema.target.classes or ()
+    fig, ax = _figure(4.5)
+    ax.plot([0, 1], [0, 1], color="#888888", linewidth=1, label="perfectly calibrated")
+    shown = [1] if len(classes) == 2 else range(min(len(classes), CALIBRATION_CLASSES))
+    edges = np.linspace(0, 1, CALIBRATION_BINS + 1)
+    for k in shown:
+        predicted = result.probabilities[:, k]
+        actual = (result.y_test == k).astype(np.float64)
+        bins = np.clip(np.searchsorted(edges, predicted, side="right") - 1, 0, CALIBRATION_BINS - 1)
+        counts = np.bincount(bins, minlength=CALIBRATION_BINS)
+        used = counts > 0
+        mean_p = np.bincount(bins, predicted, CALIBRATION_BINS)[used] / counts[used]
+        share = np.bincount(bins, actual, CALIBRATION_BINS)[used] / counts[used]
+        ax.plot(mean_p, share, marker="o", linewidth=1, label=f"{classes[k]}")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("predicted probability of the class")
+    ax.set_ylabel("share of rows of that class")
+    ax.set_title(
+        f"log loss {result.holdout['log_loss']:.3f} (baseline {result.baseline['log_loss']:.3f})"
+    )
+    ax.legend(loc="upper left", fontsize="small")
+    return fig
+
+
+def _cv_spread(result: TrainingResult) -> Any:
+    from ml_service.model.metrics import LABELS, primary
+
+    metric = primary(result.task)
+    evaluations = [f.best for f in result.families] + [result.baseline_cv]
+    names = [e.candidate.family for e in evaluations]
+    fig, ax = _figure(0.5 * len(names) + 1.6)
+    values = [e.values(metric) for e in evaluations]
+    ax.boxplot(values, orientation="horizontal", widths=0.5)
+    for i, v in enumerate(values, start=1):
+        jitter = np.linspace(-0.15, 0.15, len(v))
+        ax.scatter(v, i + jitter, s=10, color="#1f6feb", zorder=3)
+    ticks = [
+        n + (" (chosen)" if e.candidate == result.chosen else "")
+        for n, e in zip(names, evaluations, strict=True)
+    ]
+    ax.set_yticks(range(1, len(names) + 1), ticks)
+    ax.axvline(result.holdout[metric], color="#d1242f", linewidth=1, linestyle="--")
+    ax.set_xlabel(f"{LABELS[metric]} per fold (dashed: chosen model, held-out)")
+    return fig
+
+
+def _importance(importance: list[dict[str, Any]], metric: str) -> Any:
     ordered = importance[::-1]
     fig, ax = _figure(0.45 * len(ordered) + 1.4)
     ax.boxplot([row["values"] for row in ordered], orientation="horizontal", widths=0.5)
     ax.set_yticks(range(1, len(ordered) + 1), [row["feature"] for row in ordered])
     ax.axvline(0, color="#888888", linewidth=1)
-    ax.set_xlabel(f"drop in R² when shuffled ({IMPORTANCE_REPEATS} repeats)")
+    ax.set_xlabel(f"{metric} lost when shuffled ({IMPORTANCE_REPEATS} repeats)")
     return fig

@@ -1,231 +1,384 @@
-"""Training: a scikit-learn Pipeline fitted on the training split only, evaluated twice.
+"""Training: candidates compared on the same repeated cross-validation, the best one refitted.
 
-Repeated k-fold cross-validation on the training split measures how stable the model is; a
-held-out split it never sees measures how good it is. Both are deterministic for a given data
-file and `TrainSettings`.
+The rows are split once into a training split and a held-out split (stratified by class for a
+classifier). Every candidate (`ml_service.model.candidates`) is cross-validated on the same
+repeated k-fold splits of the training split; the best setting of each family is refitted on the
+whole training split, and the family with the best cross-validated score (RMSE, or log loss)
+is the model. The held-out split, which no choice has seen, measures it, next to the baseline
+and the other families. Everything is deterministic for a given data file and `TrainSettings`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
-from sklearn.ensemble import GradientBoostingRegressor
-from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
-from sklearn.model_selection import RepeatedKFold, train_test_split
-from sklearn.pipeline import Pipeline
+import numpy.typing as npt
 
 from ml_service.errors import QualityGateFailed, TrainingError
-from ml_service.model.data import Dataset
-from ml_service.model.schema import Example, Feature, FloatArray, ModelSchema, Reference, Target
+from ml_service.model import metrics
+from ml_service.model.candidates import Candidate, candidates
+from ml_service.model.columns import Dataset, Plan
+from ml_service.model.schema import (
+    REGRESSION,
+    Example,
+    FloatArray,
+    ModelSchema,
+    Reference,
+    Task,
+)
 
-DEFAULT_FEATURES = ("CHAS", "RM", "TAX", "PTRATIO", "B", "LSTAT")
-DEFAULT_TARGET = "MEDV"
-# The default model reaches R² ≈ 0.82 and RMSE ≈ 3.6 on the held-out split; the gate leaves margin.
-DEFAULT_MIN_R2 = 0.70
-DEFAULT_MAX_RMSE = 5.0
 REFERENCE_BINS = 10
+EXAMPLES_PER_CLASS = 1
+MAX_EXAMPLES = 6
 
 Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Everything that decides the fitted model; the same settings and data give the same model."""
+    """Everything that decides the fitted model; the same settings and data give the same model.
 
-    features: tuple[str, ...] = DEFAULT_FEATURES
-    target: str = DEFAULT_TARGET
+    `features` None means the schema file's features, else every usable column; `target` None
+    means the schema file's target; `task` None means inferred from the target. The gate fields
+    replace the default (or schema file's) threshold of their metric when set.
+    """
+
+    features: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] = ()
+    target: str | None = None
+    task: Task | None = None
     test_size: float = 0.2
     seed: int = 42
     cv_folds: int = 5
     cv_repeats: int = 3
-    n_estimators: int = 100
-    learning_rate: float = 0.1
-    max_depth: int = 3
-    min_r2: float = DEFAULT_MIN_R2
-    max_rmse: float = DEFAULT_MAX_RMSE
+    families: tuple[str, ...] | None = None
+    min_r2: float | None = None
+    max_rmse: float | None = None
+    max_mae: float | None = None
+    min_accuracy: float | None = None
+    min_balanced_accuracy: float | None = None
+    max_log_loss: float | None = None
+    min_roc_auc: float | None = None
+    min_macro_f1: float | None = None
 
-    def hyperparameters(self) -> dict[str, Any]:
-        return {
-            "n_estimators": self.n_estimators,
-            "learning_rate": self.learning_rate,
-            "max_depth": self.max_depth,
-            "random_state": self.seed,
-        }
+    def gate_flags(self) -> dict[str, float]:
+        """The gate thresholds set explicitly, by metric key (`min_r2`, ...)."""
+        found = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name.startswith(("min_", "max_")) and value is not None:
+                found[item.name] = float(value)
+        return found
 
 
 @dataclass(frozen=True)
-class Metrics:
-    """Regression quality on one set of rows."""
+class Evaluation:
+    """One candidate's metrics in every cross-validation fold."""
 
-    rmse: float
-    mae: float
-    r2: float
+    candidate: Candidate
+    folds: tuple[Mapping[str, float], ...]
+    seconds: float = 0.0
 
-    @classmethod
-    def of(cls, actual: FloatArray, predicted: FloatArray) -> Metrics:
-        return cls(
-            rmse=float(math.sqrt(mean_squared_error(actual, predicted))),
-            mae=float(mean_absolute_error(actual, predicted)),
-            r2=float(r2_score(actual, predicted)),
-        )
+    def values(self, metric: str) -> FloatArray:
+        return np.array([fold[metric] for fold in self.folds], dtype=np.float64)
 
-    def as_dict(self) -> dict[str, float]:
-        return {"rmse": self.rmse, "mae": self.mae, "r2": self.r2}
+    def mean(self, metric: str) -> float:
+        return float(np.nanmean(self.values(metric)))
+
+    def std(self, metric: str) -> float:
+        return float(np.nanstd(self.values(metric)))
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {m: {"mean": self.mean(m), "std": self.std(m)} for m in self.folds[0]}
+
+
+@dataclass(frozen=True)
+class FamilyResult:
+    """A family's settings as tried, its best one, and that one refitted and held out."""
+
+    best: Evaluation
+    tried: tuple[Evaluation, ...]
+    holdout: Mapping[str, float]
 
 
 @dataclass(frozen=True)
 class TrainingResult:
-    """A fitted pipeline with its schema, its evaluation and the held-out rows it was judged on."""
+    """The chosen fitted pipeline with its schema, its evaluation and the rows it was judged on.
 
-    pipeline: Pipeline
+    `y_pred` holds the held-out predictions (regression) or predicted class indices
+    (classification, whose probabilities are `probabilities`).
+    """
+
+    pipeline: Any
     schema: ModelSchema
     settings: TrainSettings
     dataset: Dataset
-    holdout: Metrics
-    cv_folds: tuple[Metrics, ...]
+    plan: Plan
+    chosen: Candidate
+    families: tuple[FamilyResult, ...]
+    baseline_cv: Evaluation
+    baseline: Mapping[str, float]
+    holdout: Mapping[str, float]
+    checks: tuple[metrics.Check, ...]
     x_test: FloatArray
-    y_test: FloatArray
-    y_pred: FloatArray
+    y_test: npt.NDArray[Any]
+    y_pred: npt.NDArray[Any]
     x_train: FloatArray = field(repr=False)
+    y_train: npt.NDArray[Any] = field(repr=False)
+    probabilities: FloatArray | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def task(self) -> Task:
+        return self.schema.task
+
+    @property
+    def chosen_family(self) -> FamilyResult:
+        return next(f for f in self.families if f.best.candidate == self.chosen)
+
+    @property
+    def cv_folds(self) -> tuple[Mapping[str, float], ...]:
+        return self.chosen_family.best.folds
 
     def cv_summary(self) -> dict[str, float]:
-        """Mean and standard deviation of each metric across the cross-validation folds."""
+        """The chosen model's mean and standard deviation of each metric across the folds."""
+        best = self.chosen_family.best
         summary: dict[str, float] = {}
-        for name in ("rmse", "mae", "r2"):
-            values = np.array([getattr(m, name) for m in self.cv_folds])
-            summary[f"{name}_mean"] = float(values.mean())
-            summary[f"{name}_std"] = float(values.std())
+        for name in best.folds[0]:
+            summary[f"{name}_mean"] = best.mean(name)
+            summary[f"{name}_std"] = best.std(name)
         return summary
 
 
-def build_pipeline(settings: TrainSettings) -> Pipeline:
-    """The unfitted model. Every preprocessing step belongs inside it, never in the server."""
-    return Pipeline([("regressor", GradientBoostingRegressor(**settings.hyperparameters()))])
-
-
-def train(
+def train(  # noqa: PLR0915 - one sequence of steps, told in the module docstring
     dataset: Dataset,
-    schema: ModelSchema,
     settings: TrainSettings,
+    plan: Plan,
+    schema_gate: Mapping[str, float] | None = None,
     progress: Progress = lambda _: None,
 ) -> TrainingResult:
-    """Split, cross-validate, fit on the training split and score on the held-out split."""
+    """Split, cross-validate every candidate, refit the best of each family, score held out."""
+    from sklearn.model_selection import (
+        RepeatedKFold,
+        RepeatedStratifiedKFold,
+        train_test_split,
+    )
+    from threadpoolctl import threadpool_limits
+
     if not 0.05 <= settings.test_size <= 0.5:
         raise TrainingError("test size must be between 0.05 and 0.5")
+    if not 2 <= settings.cv_folds <= 20 or not 1 <= settings.cv_repeats <= 10:
+        raise TrainingError("cross-validation needs 2 to 20 folds and 1 to 10 repeats")
+    schema = dataset.schema
+    task = schema.task
+    classes = len(schema.target.classes or ())
+    regression = task == REGRESSION
     indices = np.arange(len(dataset.y))
     train_idx, test_idx = train_test_split(
-        indices, test_size=settings.test_size, random_state=settings.seed
+        indices,
+        test_size=settings.test_size,
+        random_state=settings.seed,
+        stratify=None if regression else dataset.y,
     )
     x_train, y_train = dataset.x[train_idx], dataset.y[train_idx]
     x_test, y_test = dataset.x[test_idx], dataset.y[test_idx]
-
-    splitter = RepeatedKFold(
+    splitter_class = RepeatedKFold if regression else RepeatedStratifiedKFold
+    splitter = splitter_class(
         n_splits=settings.cv_folds, n_repeats=settings.cv_repeats, random_state=settings.seed
     )
-    total = settings.cv_folds * settings.cv_repeats
-    folds: list[Metrics] = []
-    for number, (fit_idx, val_idx) in enumerate(splitter.split(x_train), start=1):
-        model = build_pipeline(settings).fit(x_train[fit_idx], y_train[fit_idx])
-        folds.append(Metrics.of(y_train[val_idx], model.predict(x_train[val_idx])))
-        progress(f"cross-validation {number}/{total}: RMSE {folds[-1].rmse:.3f}")
+    folds = list(splitter.split(x_train, y_train))
+    noted: dict[str, None] = {}
 
-    progress(f"fitting on {len(train_idx)} training rows")
-    pipeline = build_pipeline(settings).fit(x_train, y_train)
-    y_pred = np.asarray(pipeline.predict(x_test), dtype=np.float64)
-    holdout = Metrics.of(y_test, y_pred)
+    def fit(candidate: Candidate, x: FloatArray, y: npt.NDArray[Any]) -> Any:
+        # One thread: the same result on any machine, and no thread contention on small data.
+        with threadpool_limits(limits=1), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = candidate.build(schema, settings.seed).fit(x, y)
+        for warning in caught:
+            noted[f"{candidate.label}: {str(warning.message).splitlines()[0]}"] = None
+        return model
+
+    def answer(model: Any, x: FloatArray) -> FloatArray:
+        if regression:
+            return np.asarray(model.predict(x), dtype=np.float64)
+        found = np.zeros((len(x), classes))
+        found[:, model.classes_] = model.predict_proba(x)
+        return found
+
+    primary = metrics.primary(task)
+    name = metrics.LABELS[primary]
+    baseline_folds = tuple(
+        metrics.score(
+            task,
+            y_train[val],
+            metrics.baseline_prediction(task, y_train[fit_idx], len(val), classes),
+        )
+        for fit_idx, val in folds
+    )
+    baseline_cv = Evaluation(Candidate("baseline", ()), baseline_folds)
     progress(
-        f"held-out ({len(test_idx)} rows): RMSE {holdout.rmse:.3f}, "
-        f"MAE {holdout.mae:.3f}, R² {holdout.r2:.3f}"
+        f"{len(train_idx)} training rows, {len(test_idx)} held out; {settings.cv_repeats}x "
+        f"repeated {settings.cv_folds}-fold cross-validation; baseline {name} "
+        f"{baseline_cv.mean(primary):.3f}"
+    )
+    evaluations: list[Evaluation] = []
+    for candidate in candidates(task, len(train_idx), settings.families):
+        started = time.perf_counter()
+        scores = []
+        for fit_idx, val in folds:
+            model = fit(candidate, x_train[fit_idx], y_train[fit_idx])
+            scores.append(metrics.score(task, y_train[val], answer(model, x_train[val])))
+        evaluation = Evaluation(candidate, tuple(scores), time.perf_counter() - started)
+        evaluations.append(evaluation)
+        progress(
+            f"{candidate.label}: CV {name} {evaluation.mean(primary):.3f} ± "
+            f"{evaluation.std(primary):.3f} ({evaluation.seconds:.1f} s)"
+        )
+
+    families: list[FamilyResult] = []
+    fitted: dict[Candidate, tuple[Any, FloatArray]] = {}
+    for family in dict.fromkeys(e.candidate.family for e in evaluations):
+        tried = tuple(e for e in evaluations if e.candidate.family == family)
+        best = min(tried, key=lambda e: e.mean(primary))
+        model = fit(best.candidate, x_train, y_train)
+        held = answer(model, x_test)
+        fitted[best.candidate] = (model, held)
+        families.append(FamilyResult(best, tried, metrics.score(task, y_test, held)))
+    chosen = min(families, key=lambda f: f.best.mean(primary)).best.candidate
+    pipeline, held = fitted[chosen]
+    holdout = metrics.score(task, y_test, held)
+    baseline = metrics.score(
+        task, y_test, metrics.baseline_prediction(task, y_train, len(test_idx), classes)
+    )
+    progress(
+        f"chosen {chosen.label}; held-out: "
+        + ", ".join(f"{metrics.LABELS[k]} {v:.3f}" for k, v in holdout.items())
+        + f" (baseline {name} {baseline[primary]:.3f})"
+    )
+    checks = metrics.gate_checks(
+        task, holdout, baseline, classes, schema_gate or {}, settings.gate_flags()
     )
     return TrainingResult(
         pipeline=pipeline,
         schema=finish_schema(schema, dataset, x_train, test_idx),
         settings=settings,
         dataset=dataset,
+        plan=plan,
+        chosen=chosen,
+        families=tuple(families),
+        baseline_cv=baseline_cv,
+        baseline=baseline,
         holdout=holdout,
-        cv_folds=tuple(folds),
+        checks=tuple(checks),
         x_test=x_test,
         y_test=y_test,
-        y_pred=y_pred,
+        y_pred=held if regression else held.argmax(axis=1),
         x_train=x_train,
+        y_train=y_train,
+        probabilities=None if regression else held,
+        warnings=tuple(plan.warnings) + tuple(noted),
     )
 
 
 def check_quality(result: TrainingResult) -> None:
-    """Refuse a model worse than the gate in its settings."""
+    """Refuse a model that fails any condition of its gate."""
     failures = []
-    if result.holdout.r2 < result.settings.min_r2:
-        failures.append(f"R² {result.holdout.r2:.3f} < {result.settings.min_r2}")
-    if result.holdout.rmse > result.settings.max_rmse:
-        failures.append(f"RMSE {result.holdout.rmse:.3f} > {result.settings.max_rmse}")
+    for check in result.checks:
+        if check.passed:
+            continue
+        label = metrics.LABELS[check.metric]
+        if check.source == "baseline":
+            failures.append(
+                f"{label} {check.value:.3f} is no better than the baseline's {check.threshold:.3f}"
+            )
+        else:
+            sign = "<" if check.bound == "min" else ">"
+            failures.append(
+                f"{label} {check.value:.3f} {sign} {check.threshold:g} ({check.source})"
+            )
     if failures:
         raise QualityGateFailed("quality gate failed on the held-out split: " + "; ".join(failures))
 
 
-def infer_schema(name: str, dataset: Dataset) -> ModelSchema:
-    """A schema for a CSV that came without one: ranges widened from what the data shows.
-
-    A 0/1 column accepts 0 and 1; any other column accepts the observed range widened by its
-    width on each side, so plausible new values still get a prediction.
-    """
-    features = []
-    for j, column in enumerate(dataset.features):
-        values = dataset.x[:, j]
-        low, high = float(values.min()), float(values.max())
-        if set(np.unique(values).tolist()) <= {0.0, 1.0}:
-            features.append(Feature(name=column, min=0, max=1, allowed=(0.0, 1.0)))
-        else:
-            width = (high - low) or max(abs(high), 1.0)
-            features.append(Feature(name=column, min=low - width, max=high + width))
-    return ModelSchema(name=name, features=tuple(features), target=Target(dataset.target))
-
-
 def finish_schema(
-    schema: ModelSchema, dataset: Dataset, x_train: FloatArray, test_idx: np.ndarray[Any, Any]
+    schema: ModelSchema, dataset: Dataset, x_train: FloatArray, test_idx: npt.NDArray[Any]
 ) -> ModelSchema:
-    """Add what training saw: per-feature range and distribution, and a few real example rows."""
-    if schema.names != dataset.features:
-        raise TrainingError(
-            f"the schema lists {', '.join(schema.names)} but training uses "
-            f"{', '.join(dataset.features)}"
-        )
+    """Add what training saw: each feature's range or category shares and missing share in the
+    training split, and a few real held-out rows as examples in request form."""
     features = []
     for j, feature in enumerate(schema.features):
         column = x_train[:, j]
-        outside = ~feature.accepts(column)
-        if outside.any():
-            raise TrainingError(
-                f"training data has {feature.name} = {column[outside][0]:g}, outside the "
-                f"schema's accepted range ({feature.describe_range()})"
+        present = column[~np.isnan(column)]
+        if feature.categorical or present.size == 0:
+            features.append(
+                replace(feature, reference=reference_distribution(column, feature.categories))
             )
+            continue
         features.append(
             replace(
                 feature,
-                train_min=float(column.min()),
-                train_max=float(column.max()),
+                train_min=float(present.min()),
+                train_max=float(present.max()),
                 reference=reference_distribution(column),
             )
         )
-    order = test_idx[np.argsort(dataset.y[test_idx], kind="stable")]
-    picks = [0, int(order[0]), int(order[len(order) // 2]), int(order[-1])]
-    examples: tuple[Example, ...] = tuple(
-        {
-            **{name: float(dataset.x[i, j]) for j, name in enumerate(dataset.features)},
-            dataset.target: float(dataset.y[i]),
-        }
-        for i in dict.fromkeys(picks)
+    finished = replace(schema, features=tuple(features))
+    if schema.task == REGRESSION:
+        order = test_idx[np.argsort(dataset.y[test_idx], kind="stable")]
+        picks = [0, int(order[0]), int(order[len(order) // 2]), int(order[-1])]
+        target = schema.target
+        values: Any = dataset.y
+    else:
+        picks = [0]
+        for k in range(len(schema.target.classes or ())):
+            picks += [int(i) for i in test_idx[dataset.y[test_idx] == k][:EXAMPLES_PER_CLASS]]
+        target = schema.target
+        values = [target.classes[int(k)] for k in dataset.y]  # type: ignore[index]
+    examples = tuple(
+        _example(finished, dataset.x[i], values[i])
+        for i in list(dict.fromkeys(picks))[:MAX_EXAMPLES]
     )
-    return replace(schema, features=tuple(features), examples=examples)
+    return replace(finished, examples=examples)
 
 
-def reference_distribution(column: FloatArray) -> Reference:
-    """Decile bins of the training values and the share of training rows in each."""
-    edges = np.unique(np.quantile(column, np.linspace(0, 1, REFERENCE_BINS + 1)))
-    inner = edges[1:-1]
-    counts = np.bincount(np.searchsorted(inner, column, side="right"), minlength=len(inner) + 1)
+def _example(schema: ModelSchema, row: FloatArray, target: Any) -> Example:
+    """A row of the matrix in request form: numbers, category text, None for missing."""
+    example: Example = {}
+    for feature, value in zip(schema.features, row.tolist(), strict=True):
+        if math.isnan(value):
+            example[feature.name] = None
+        elif feature.categories is not None:
+            example[feature.name] = feature.categories[int(value)]
+        else:
+            example[feature.name] = float(value)
+    example[schema.target.name] = float(target) if schema.task == REGRESSION else target
+    return example
+
+
+def reference_distribution(
+    column: FloatArray, categories: tuple[str, ...] | None = None
+) -> Reference | None:
+    """Training distribution for drift: decile bins of a numeric column's values, or one bin per
+    category (edges halfway between codes); shares are of the present values, `missing` the
+    share of missing ones."""
+    missing = np.isnan(column)
+    present = column[~missing]
+    share = float(missing.mean()) if column.size else 0.0
+    if present.size == 0:
+        return None
+    if categories is not None:
+        inner = np.arange(len(categories) - 1, dtype=np.float64) + 0.5
+    else:
+        edges = np.unique(np.quantile(present, np.linspace(0, 1, REFERENCE_BINS + 1)))
+        inner = edges[1:-1]
+    counts = np.bincount(np.searchsorted(inner, present, side="right"), minlength=len(inner) + 1)
     fractions = counts / counts.sum()
-    return Reference(tuple(float(e) for e in inner), tuple(float(f) for f in fractions))
+    return Reference(
+        tuple(float(e) for e in inner), tuple(float(f) for f in fractions), missing=share
+    )
