@@ -10,10 +10,7 @@ from pathlib import Path
 import azure_scenarios as sc
 from stubkit import StubEnv
 
-PROVISIONED = (
-    "group", "plan", "app", "app.https", "app.config", "app.settings",
-    "slot", "slot.https", "slot.config", "slot.settings",
-)  # fmt: skip
+PROVISIONED = sc.PROVISIONED
 
 
 @dataclass
