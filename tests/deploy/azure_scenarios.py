@@ -18,6 +18,7 @@ OWN_SCRIPTS = (
     "common.sh", "provision.sh", "deploy.sh", "rollback.sh", "smoke.sh", "logs.sh",
     "teardown.sh", "agent.sh", "agent-teardown.sh", "agent-register.sh",
 )  # fmt: skip
+# (aks.sh and acr-build.sh: tests/k8s/test_aks_scripts.py)
 Rule = dict[str, Any]
 
 SUBSCRIPTION = "0b1f6471-1bf0-4dda-aec3-cb9272f09590"
