@@ -100,6 +100,8 @@ def azure(
     """A subscription with ACR and AKS, and a cluster whose load balancer gets an address.
     Flags: `running` (a release runs, image OLD_IMAGE), `secret` (the API key Secret exists)."""
     key = base64.b64encode(KEY.encode()).decode()
+    get_secret = ["--namespace", "ml-service", "get", "secret", "ml-service-api-keys"]
+    get_secret.append("--ignore-not-found")
     watch_line = {0: "healthy: within the limits (90 prediction requests in 60 s)",
                   3: "unhealthy: 5xx share 9.00% is above the limit of 1.00%"}[watch]  # fmt: skip
     return [
@@ -126,28 +128,8 @@ def azure(
         az(["identity", "delete"], {"json": None, "clears": ["identity"]}),
         {"cmd": "kubelogin", "args": ["convert-kubeconfig"], "stdout": ""},
         kubectl(["apply", "--filename"], {"stdout": "namespace/ml-service unchanged\n"}),
-        kubectl(
-            [
-                "--namespace",
-                "ml-service",
-                "get",
-                "secret",
-                "ml-service-api-keys",
-                "--ignore-not-found",
-            ],
-            {"stdout": "secret/ml-service-api-keys\n"},
-            **{"if": ["secret"]},
-        ),
-        kubectl(
-            [
-                "--namespace",
-                "ml-service",
-                "get",
-                "secret",
-                "ml-service-api-keys",
-                "--ignore-not-found",
-            ]
-        ),
+        kubectl(get_secret, {"stdout": "secret/ml-service-api-keys\n"}, **{"if": ["secret"]}),
+        kubectl(get_secret),
         kubectl(
             ["create", "--filename", "-"],
             {
