@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from ml_service import __version__
 from ml_service.errors import WatchError
@@ -66,6 +65,11 @@ class Verdict:
 
 def parse(text: str) -> Scrape:
     """The prediction-request totals of one `/metrics` answer (Prometheus text format)."""
+    # Imported here, not with the module: the `ml-service` command builds this subcommand's
+    # parser in every process, `serve` too, and prometheus_client chooses its multi-process
+    # mode once, when first imported, which must come after `serve` has set its directory.
+    from prometheus_client.parser import text_string_to_metric_families
+
     requests = errors = 0.0
     buckets: dict[float, float] = {}
     try:
