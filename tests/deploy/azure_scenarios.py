@@ -37,7 +37,7 @@ STARTUP = (
 APP_VAULT = "kv-ml-" + hashlib.sha256(f"{SUBSCRIPTION}/{RG}/{APP}".encode()).hexdigest()[:10]
 VAULT_URI = f"https://{APP_VAULT}.vault.azure.net/"
 API_KEY = "Zk4vQ1ExampleOnlyKey0x9c2f7aL3mN8pR5tW1yB6dH0"
-SECRET_NAME = "ml-service-api-keys"  # noqa: S105 (the name of a Key Vault secret)
+SECRET_NAME = "ml-service-api-keys"
 SETTINGS = {
     "SCM_DO_BUILD_DURING_DEPLOYMENT": "true",
     "ML_SERVICE_MODEL_DIR": "models/housing",
