@@ -1,7 +1,9 @@
 # Azure App Service delivery and the self-hosted build agent (deploy/azure/, docs/deploy-azure.md).
 #
-# Cloud targets (need `az login`): provision, deploy, smoke, rollback, logs, teardown, agent,
-# agent-teardown. Names come from the environment (AZURE_RESOURCE_GROUP, AZURE_APP_NAME, ...;
+# Cloud targets (need `az login`): provision, deploy, canary, deploy-staging, deploy-production,
+# smoke, rollback, logs, teardown, agent, agent-teardown. deploy-staging and deploy-production
+# are the two halves of a release the pipelines run with their two identities (deploy.sh
+# --phase); canary is the whole release with the model comparison and a canary. Names come from the environment (AZURE_RESOURCE_GROUP, AZURE_APP_NAME, ...;
 # see deploy/azure/common.sh).
 # Offline gate: `lint` runs lint-azure-cli (every `az` line the scripts can produce, checked
 # against the real azure-cli from a cached tool environment) and lint-cloud-init.
@@ -14,9 +16,13 @@ AZURE_CLOUD_INIT := $(wildcard $(AZURE_SCRIPTS)/*cloud-init*.yaml)
 # The smoke-test client the scripts call; the project's own, from the virtualenv.
 ML_SERVICE_PREDICT ?= $(abspath $(BIN))/ml-service
 AZURE_PREDICT_ENV = ML_SERVICE_PREDICT='$(ML_SERVICE_PREDICT)'
+# The canary: its share of production's traffic (%) and how long it is watched.
+CANARY_PERCENT ?= 10
+CANARY_SECONDS ?= 300
+ML_SERVICE_PACKAGE ?= $(PACKAGE)
 
 .PHONY: azure-cli lint-azure-cli lint-cloud-init lock-azure-cli test-azure \
-	provision deploy smoke rollback logs teardown agent agent-teardown
+	provision deploy canary deploy-staging deploy-production smoke rollback logs teardown agent agent-teardown
 
 lint: lint-azure-cli lint-cloud-init
 
@@ -47,6 +53,17 @@ provision: ## Create or update the App Service resources (idempotent)
 
 deploy: $(STAMP) package ## Zip-deploy to the staging slot, smoke-test, swap into production
 	$(AZURE_PREDICT_ENV) ML_SERVICE_PACKAGE=$(PACKAGE) $(AZURE_SCRIPTS)/deploy.sh
+
+canary: $(STAMP) package ## deploy, with the model compared first and a canary (CANARY_PERCENT, CANARY_SECONDS) before the swap
+	$(AZURE_PREDICT_ENV) ML_SERVICE_PACKAGE=$(PACKAGE) $(AZURE_SCRIPTS)/deploy.sh --compare \
+		--canary $(CANARY_PERCENT) --canary-seconds $(CANARY_SECONDS)
+
+deploy-staging: $(STAMP) ## Release, first half: compare (PROMOTION_COMPARE), deploy ML_SERVICE_PACKAGE to the slot, smoke-test
+	$(AZURE_PREDICT_ENV) ML_SERVICE_PACKAGE='$(ML_SERVICE_PACKAGE)' $(AZURE_SCRIPTS)/deploy.sh --phase staging
+
+deploy-production: $(STAMP) ## Release, second half: canary (CANARY_PERCENT, 0 for none), swap, smoke-test
+	$(AZURE_PREDICT_ENV) $(AZURE_SCRIPTS)/deploy.sh --phase production \
+		--canary $(CANARY_PERCENT) --canary-seconds $(CANARY_SECONDS)
 
 smoke: $(STAMP) ## Smoke-test the live app (or URL=https://host) with ml-service predict
 	$(AZURE_PREDICT_ENV) $(AZURE_SCRIPTS)/smoke.sh $(URL)

@@ -7,7 +7,10 @@
 #                       part of `make lint`
 #   make acr-build      build the image in Azure Container Registry (no local engine needed)
 #   make aks            create or reuse ACR + AKS, deploy the aks overlay, smoke-test it
-#   make aks-teardown   delete the AKS cluster and the registry
+#   make aks-provision  only the creating part (an operator's rights: resources, roles)
+#   make aks-release    only the release, through a canary when AKS_CANARY_PERCENT > 0 (the
+#                       pipeline's rights suffice); AKS_CANARY_SECONDS, PROMOTION_COMPARE
+#   make aks-teardown   delete the AKS cluster, the registry and the deployment identity
 #
 # kubectl (with its built-in kustomize) and kubernetes-validate come from the hashed lock
 # requirements/k8s.txt, installed once into $(K8S_VENV). Point the checks at another manifest
@@ -20,7 +23,11 @@ K8S_VENV ?= .tools/k8s
 K8S_BIN := $(K8S_VENV)/bin
 K8S_STAMP := $(K8S_VENV)/.installed
 
-.PHONY: k8s-tools lint-k8s lint-aks-cli k8s-lock acr-build aks aks-teardown
+.PHONY: k8s-tools lint-k8s lint-aks-cli k8s-lock acr-build aks aks-provision aks-release aks-teardown
+
+AKS_CANARY_PERCENT ?= 0
+AKS_CANARY_SECONDS ?= 300
+AKS_ENV = KUBECTL=$(abspath $(K8S_BIN)/kubectl) ML_SERVICE_PREDICT=$(abspath $(BIN)/ml-service)
 
 lint: lint-k8s lint-aks-cli
 
@@ -48,8 +55,13 @@ acr-build: ## Build and push the image in Azure Container Registry (az acr build
 	bash deploy/azure/acr-build.sh
 
 aks: $(STAMP) $(K8S_STAMP) ## Create or reuse ACR + AKS, deploy the aks overlay, smoke-test
-	KUBECTL=$(abspath $(K8S_BIN)/kubectl) ML_SERVICE_PREDICT=$(abspath $(BIN)/ml-service) \
-	bash deploy/azure/aks.sh deploy
+	$(AKS_ENV) bash deploy/azure/aks.sh deploy
 
-aks-teardown: ## Delete the AKS cluster and the container registry made by `make aks`
+aks-provision: $(K8S_STAMP) ## Create or reuse ACR + AKS (network policy, Azure RBAC), the namespace, the pipeline identity
+	$(AKS_ENV) bash deploy/azure/aks.sh provision
+
+aks-release: $(STAMP) $(K8S_STAMP) ## Deploy the image to AKS (canary: AKS_CANARY_PERCENT, AKS_CANARY_SECONDS), smoke-test
+	$(AKS_ENV) bash deploy/azure/aks.sh release --canary $(AKS_CANARY_PERCENT) --canary-seconds $(AKS_CANARY_SECONDS)
+
+aks-teardown: ## Delete the AKS cluster, the container registry and the identity made by `make aks`
 	bash deploy/azure/aks.sh teardown

@@ -9,6 +9,8 @@
 #   AZURE_ACR_NAME [mlserviceacr]  registry name, globally unique, 5-50 letters and digits
 #   AZURE_ACR_SKU [Basic]          IMAGE_NAME [ml-service]
 #   IMAGE_TAG [the commit's short hash]  the tag pushed; deploy/azure/aks.sh deploys the same one
+#   AZURE_ACR_CREATE [true]  false: only build, for an identity that may push and run builds
+#                            (AcrPush, Container Registry Tasks Contributor) but create nothing
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -17,11 +19,13 @@ root=$(cd "$here/../.." && pwd)
 . "$here/common.sh"
 
 : "${AZURE_ACR_SKU:=Basic}"
+: "${AZURE_ACR_CREATE:=true}"
 image_reference
 require_cli "$AZ"
 
-ensure_group
-if az_lookup acr show --name "$AZURE_ACR_NAME" --resource-group "$AZURE_RESOURCE_GROUP" --query id --output tsv >/dev/null; then
+if [ "$AZURE_ACR_CREATE" != true ]; then
+    say "using container registry $AZURE_ACR_NAME as it is (AZURE_ACR_CREATE=$AZURE_ACR_CREATE)"
+elif ensure_group && az_lookup acr show --name "$AZURE_ACR_NAME" --resource-group "$AZURE_RESOURCE_GROUP" --query id --output tsv >/dev/null; then
     say "container registry $AZURE_ACR_NAME exists"
 else
     say "creating container registry $AZURE_ACR_NAME ($AZURE_ACR_SKU)"

@@ -3,7 +3,8 @@
 # agent-cloud-init.yaml): downloads the pinned agent release from Microsoft, checks its SHA-256
 # when one is configured, installs its dependencies, reads the registration PAT from Key Vault
 # with the VM's managed identity (retrying until agent.sh has granted access, within a
-# deadline), registers the agent in the pool and installs it as a systemd service.
+# deadline), registers the agent in the pool, installs it as a systemd service, and then
+# deletes the PAT from Key Vault (and purges it), so that nothing on the VM can read it again.
 # The PAT only ever lives in this process's memory and in the environment of config.sh: it is
 # never echoed, written to disk or passed on a command line.
 # Settings come from /etc/ado-agent/agent.env (ADO_AGENT_ENV overrides the path).
@@ -20,10 +21,17 @@ set -euo pipefail
 : "${CURL:=curl}" "${RUNUSER:=runuser}"
 IMDS_URL="http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net"
 SECRET_URL="https://$KEYVAULT_NAME.vault.azure.net/secrets/$SECRET_NAME?api-version=7.4"
+DELETED_URL="https://$KEYVAULT_NAME.vault.azure.net/deletedsecrets/$SECRET_NAME?api-version=7.4"
+: "${PURGE_ATTEMPTS:=10}"
 
 log() { printf 'ado-agent-register: %s\n' "$*"; }
 die() { log "error: $*" >&2; exit 1; }
 json_field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+# vault METHOD URL: a Key Vault call with the managed identity's token (sent through stdin).
+vault() {
+    printf 'Authorization: Bearer %s\n' "$access_token" |
+        "$CURL" --fail --silent --show-error --max-time 30 --request "$1" --header @- "$2" >/dev/null
+}
 
 if [ -f "$AGENT_DIR/.agent" ]; then
     log "agent already registered in $AGENT_DIR; nothing to do"
@@ -61,7 +69,7 @@ while :; do
     [ "$SECONDS" -lt "$deadline" ] || die "no access to secret $SECRET_NAME in $KEYVAULT_NAME after ${SECRET_TIMEOUT}s"
     sleep "$SECRET_POLL_INTERVAL"
 done
-unset token_json access_token
+unset token_json
 VSTS_AGENT_INPUT_TOKEN=$(json_field value <<<"$secret_json")
 unset secret_json
 export VSTS_AGENT_INPUT_TOKEN
@@ -76,3 +84,19 @@ log "registering agent $ADO_AGENT_NAME in pool $ADO_POOL of $ADO_ORG_URL"
 unset VSTS_AGENT_INPUT_TOKEN
 (cd "$AGENT_DIR" && ./svc.sh install "$AGENT_USER" && ./svc.sh start)
 log "agent $ADO_AGENT_NAME registered and running as a service"
+
+# The PAT has served its purpose: delete it, then purge the soft-deleted copy (possible once
+# the deletion has completed, a few seconds later).
+log "deleting the registration token from Key Vault $KEYVAULT_NAME"
+vault DELETE "$SECRET_URL" || die "could not delete secret $SECRET_NAME; delete it by hand: make agent"
+for attempt in $(seq "$PURGE_ATTEMPTS"); do
+    if vault DELETE "$DELETED_URL"; then
+        unset access_token
+        log "registration token deleted and purged"
+        exit 0
+    fi
+    log "purge not possible yet (attempt $attempt of $PURGE_ATTEMPTS)"
+    sleep "$SECRET_POLL_INTERVAL"
+done
+unset access_token
+die "secret $SECRET_NAME is deleted but not purged; run make agent to finish"

@@ -13,23 +13,6 @@ parse_yes_flag "$@"
 require_cli "$AZ"
 confirm_removal agent-teardown "build agent VM $AGENT_VM_NAME and its resources" "$AGENT_VM_NAME"
 
-g=(--resource-group "$AZURE_RESOURCE_GROUP")
-# remove KIND NAME SHOW_ARGS -- DELETE_ARGS: delete one resource when it exists.
-remove() {
-    local kind=$1 name=$2
-    shift 2
-    local -a show=() del=()
-    while [ "$1" != -- ]; do show+=("$1"); shift; done
-    shift
-    del=("$@")
-    if az_lookup "${show[@]}" "${g[@]}" --name "$name" --query name --output tsv; then
-        say "deleting $kind $name"
-        az_run "${del[@]}" "${g[@]}" --name "$name"
-    else
-        say "$kind $name is already gone"
-    fi
-}
-
 remove VM "$AGENT_VM_NAME" vm show -- vm delete --yes
 remove NIC "${AGENT_VM_NAME}VMNic" network nic show -- network nic delete
 remove "public IP" "${AGENT_VM_NAME}PublicIP" network public-ip show -- network public-ip delete
@@ -37,10 +20,5 @@ remove NSG "${AGENT_VM_NAME}NSG" network nsg show -- network nsg delete
 remove VNet "${AGENT_VM_NAME}VNET" network vnet show -- network vnet delete
 remove disk "${AGENT_VM_NAME}OsDisk" disk show -- disk delete --yes
 
-vault=$(agent_vault_name)
-remove "Key Vault" "$vault" keyvault show -- keyvault delete
-if az_lookup keyvault show-deleted --name "$vault" --query name --output tsv; then
-    say "purging deleted Key Vault $vault (and the PAT in it)"
-    az_run keyvault purge --name "$vault"
-fi
+remove_vault "$(agent_vault_name)" "and the PAT in it"
 say "done (unregister agent $ADO_AGENT_NAME from pool $ADO_POOL in Azure DevOps if it is still listed)"

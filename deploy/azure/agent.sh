@@ -5,7 +5,9 @@
 # The registration PAT is read from ADO_PAT or a silent prompt and stored only in a Key Vault
 # that the VM's identity may read: it is never echoed, logged, put in custom data or on any
 # command line (it reaches `az keyvault secret set` through a pipe).
-# Idempotent: when the VM exists, nothing is changed and no PAT is asked for.
+# The VM deletes the PAT from the vault once it has registered (agent-register.sh). A re-run
+# creates nothing and asks for no PAT: once the PAT is gone it revokes the VM identity's access
+# to the vault, and it purges a PAT left deleted but not purged.
 # Required: ADO_ORG_URL (https://dev.azure.com/ORG). Settings: common.sh (AGENT_*, ADO_*).
 set -euo pipefail
 # shellcheck source=deploy/azure/common.sh
@@ -29,6 +31,34 @@ valid ADO_AGENT_VERSION "$ADO_AGENT_VERSION" '^[0-9]+\.[0-9]+\.[0-9]+$' "a versi
 valid ADO_AGENT_SHA256 "$ADO_AGENT_SHA256" '^([0-9a-f]{64})?$' "64 hex digits or empty"
 valid AGENT_VM_NAME "$AGENT_VM_NAME" '^[A-Za-z][A-Za-z0-9-]{0,50}$' "letters, digits, -"
 valid AGENT_ADMIN_USER "$AGENT_ADMIN_USER" '^[a-z_][a-z0-9_-]{0,31}$' "a Linux user name"
+# revoke_after_registration: once the VM has deleted the PAT, take the VM's access to the vault
+# away (and purge a PAT it could only delete); while the PAT is there, the agent is not
+# registered yet and nothing changes.
+revoke_after_registration() {
+    local vault principal
+    vault=$(agent_vault_name)
+    az_lookup keyvault show --resource-group "$AZURE_RESOURCE_GROUP" --name "$vault" --query name --output tsv ||
+        { say "no Key Vault $vault: nothing to revoke"; return 0; }
+    if [ -n "$(az_get keyvault secret list --vault-name "$vault" --query "[?name=='$AGENT_SECRET_NAME'].id" --output tsv)" ]; then
+        say "the PAT is still in $vault: the agent has not registered yet; nothing to do"
+        return 0
+    fi
+    if [ -n "$(az_get keyvault secret list-deleted --vault-name "$vault" --query "[?name=='$AGENT_SECRET_NAME'].recoveryId" --output tsv)" ]; then
+        say "purging the deleted PAT from $vault"
+        az_run keyvault secret purge --vault-name "$vault" --name "$AGENT_SECRET_NAME"
+    fi
+    principal=$(az_get vm show --resource-group "$AZURE_RESOURCE_GROUP" --name "$AGENT_VM_NAME" \
+        --query identity.principalId --output tsv)
+    if [ -n "$(az_get keyvault show --resource-group "$AZURE_RESOURCE_GROUP" --name "$vault" \
+        --query "properties.accessPolicies[?objectId=='$principal'].objectId" --output tsv)" ]; then
+        say "the agent has registered and deleted its PAT: revoking the VM's access to $vault"
+        az_run keyvault delete-policy --resource-group "$AZURE_RESOURCE_GROUP" --name "$vault" \
+            --object-id "$principal" --output none
+    else
+        say "the VM has no access to $vault: nothing to do"
+    fi
+}
+
 [[ -n ${AGENT_SSH_PUBLIC_KEY:-} && -f ${AGENT_SSH_PUBLIC_KEY:-} ]] ||
     die "no SSH public key: create one with 'ssh-keygen -t ed25519' or set AGENT_SSH_PUBLIC_KEY"
 require_cli "$AZ" base64 sha256sum
@@ -37,7 +67,8 @@ say "build agent $AGENT_VM_NAME in $AZURE_RESOURCE_GROUP ($AZURE_LOCATION), pool
 ensure_group
 if az_lookup vm show --resource-group "$AZURE_RESOURCE_GROUP" --name "$AGENT_VM_NAME" \
     --query provisioningState --output tsv; then
-    say "VM $AGENT_VM_NAME exists ($AZ_OUT); the agent registers once, on its first boot: nothing to do"
+    say "VM $AGENT_VM_NAME exists ($AZ_OUT); the agent registers once, on its first boot"
+    revoke_after_registration
     exit 0
 fi
 
@@ -90,9 +121,9 @@ az_run vm create --resource-group "$AZURE_RESOURCE_GROUP" --name "$AGENT_VM_NAME
 principal=$(az_get vm show --resource-group "$AZURE_RESOURCE_GROUP" --name "$AGENT_VM_NAME" \
     --query identity.principalId --output tsv)
 [ -n "$principal" ] || die "VM $AGENT_VM_NAME has no managed identity"
-say "letting the VM's identity read secrets of $vault"
+say "letting the VM's identity read the PAT once, then delete and purge it"
 az_run keyvault set-policy --resource-group "$AZURE_RESOURCE_GROUP" --name "$vault" --object-id "$principal" \
-    --secret-permissions get --output none
+    --secret-permissions get delete purge --output none
 
 ip=$(az_get vm show --show-details --resource-group "$AZURE_RESOURCE_GROUP" --name "$AGENT_VM_NAME" \
     --query publicIps --output tsv)

@@ -2,8 +2,18 @@
 # Create (or bring back in line) everything ml-service needs on Azure App Service: the resource
 # group, a Linux plan (Standard tier or above, for slots), the web app on the Python runtime with
 # its startup command, app settings, health check, HTTPS only and FTPS off, and a `staging` slot
-# configured the same way. Idempotent: a second run finds everything in place and changes nothing.
-# Settings: see common.sh (AZURE_RESOURCE_GROUP, AZURE_APP_NAME, AZURE_PLAN_SKU, ...).
+# configured the same way.
+# API keys are on: a Key Vault (RBAC mode) holds a generated key (never printed, never on a
+# command line); the web app and the slot read it through a Key Vault reference in the app
+# setting ML_SERVICE_API_KEYS, each with its own managed identity holding "Key Vault Secrets
+# User" on that vault only.
+# Deployment identities (AZURE_DEPLOY_IDENTITIES=true): <app>-deploy-staging may deploy to the
+# slot (Website Contributor on the slot, Reader on the site) and <app>-deploy-production may
+# swap and route traffic (Website Contributor on the site); both may read the API key secret
+# only (for smoke tests). Their federated credentials are made by hand (docs/deploy-azure.md).
+# Idempotent: a second run finds everything in place and changes nothing. Signing in needs the
+# right to assign roles on the group (Owner, or Contributor + Role Based Access Control
+# Administrator). Settings: see common.sh (AZURE_RESOURCE_GROUP, AZURE_APP_NAME, ...).
 set -euo pipefail
 # shellcheck source=deploy/azure/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -54,6 +64,79 @@ ensure_app() {
             --name "$AZURE_APP_NAME" --runtime "$AZURE_RUNTIME" --startup-file "$AZURE_STARTUP_COMMAND" \
             --https-only true --output none
     fi
+}
+
+# ensure_vault: the app's Key Vault, the operator's right to write its secrets, and the API key
+# secret (generated when missing). Sets VAULT_ID and VAULT_URI.
+ensure_vault() {
+    local vault key fields
+    vault=$(app_vault_name)
+    if az_lookup keyvault show --resource-group "$AZURE_RESOURCE_GROUP" --name "$vault" \
+        --query "[id, properties.vaultUri]" --output tsv; then
+        say "Key Vault $vault exists"
+    else
+        say "creating Key Vault $vault (RBAC authorization) for the API keys"
+        az_run keyvault create --resource-group "$AZURE_RESOURCE_GROUP" --name "$vault" --location "$AZURE_LOCATION" \
+            --enable-rbac-authorization true --output none
+        AZ_OUT=$(az_get keyvault show --resource-group "$AZURE_RESOURCE_GROUP" --name "$vault" \
+            --query "[id, properties.vaultUri]" --output tsv)
+    fi
+    mapfile -t fields <<<"$AZ_OUT"
+    VAULT_ID=${fields[0]:-} VAULT_URI=${fields[1]:-}
+    [ -n "$VAULT_URI" ] || die "Key Vault $vault has no URI"
+    operator_principal
+    ensure_role "$OPERATOR_ID" "$OPERATOR_TYPE" "Key Vault Secrets Officer" "$VAULT_ID" "you (the operator)"
+    az_until_allowed keyvault secret list --vault-name "$vault" \
+        --query "[?name=='$AZURE_API_KEY_SECRET'].id" --output tsv
+    if [ -n "$AZ_OUT" ]; then
+        say "API key secret $AZURE_API_KEY_SECRET exists (kept)"
+    else
+        say "generating an API key into secret $AZURE_API_KEY_SECRET (through a pipe, never shown)"
+        key=$(new_api_key)
+        printf '%s' "$key" | az_run keyvault secret set --vault-name "$vault" --name "$AZURE_API_KEY_SECRET" \
+            --file /dev/stdin --encoding utf-8 --output none
+        unset key
+    fi
+}
+
+# ensure_site_identity [SLOT]: the system-assigned identity of production or a slot, allowed to
+# read the vault's secrets (to resolve the Key Vault reference).
+ensure_site_identity() {
+    local -a where
+    local label=${1:-production} principal
+    mapfile -t where < <(slot_args "${1:-}")
+    if az_lookup webapp identity show --resource-group "$AZURE_RESOURCE_GROUP" --name "$AZURE_APP_NAME" \
+        "${where[@]}" --query principalId --output tsv; then
+        say "$label: managed identity is on"
+        principal=$AZ_OUT
+    else
+        say "$label: turning the managed identity on"
+        principal=$(az_get webapp identity assign --resource-group "$AZURE_RESOURCE_GROUP" \
+            --name "$AZURE_APP_NAME" "${where[@]}" --query principalId --output tsv)
+    fi
+    [ -n "$principal" ] || die "$label has no managed identity"
+    ensure_role "$principal" ServicePrincipal "Key Vault Secrets User" "$VAULT_ID" "$label"
+}
+
+# ensure_deploy_identities: the pipelines' staging and production identities and their roles.
+ensure_deploy_identities() {
+    local site slot secret staging production
+    site=$(az_get webapp show --resource-group "$AZURE_RESOURCE_GROUP" --name "$AZURE_APP_NAME" \
+        --query id --output tsv)
+    slot="$site/slots/$AZURE_SLOT"
+    secret="$VAULT_ID/secrets/$AZURE_API_KEY_SECRET"
+    ensure_identity "$AZURE_DEPLOY_IDENTITY_PREFIX-staging"
+    staging=$IDENTITY_CLIENT
+    ensure_role "$IDENTITY_PRINCIPAL" ServicePrincipal "Website Contributor" "$slot" "the staging identity"
+    ensure_role "$IDENTITY_PRINCIPAL" ServicePrincipal Reader "$site" "the staging identity"
+    ensure_role "$IDENTITY_PRINCIPAL" ServicePrincipal "Key Vault Secrets User" "$secret" "the staging identity"
+    ensure_identity "$AZURE_DEPLOY_IDENTITY_PREFIX-production"
+    production=$IDENTITY_CLIENT
+    ensure_role "$IDENTITY_PRINCIPAL" ServicePrincipal "Website Contributor" "$site" "the production identity"
+    ensure_role "$IDENTITY_PRINCIPAL" ServicePrincipal "Key Vault Secrets User" "$secret" "the production identity"
+    say "deployment identities: staging client id $staging, production client id $production"
+    say "set them as AZURE_CLIENT_ID of the GitHub environments 'staging' and 'production' (or the"
+    say "two Azure Pipelines service connections) and add their federated credentials: docs/deploy-azure.md"
 }
 
 ensure_slot() {
@@ -120,9 +203,16 @@ say "provisioning $AZURE_APP_NAME in resource group $AZURE_RESOURCE_GROUP ($AZUR
 ensure_group
 ensure_plan
 ensure_app
+ensure_vault
+SETTINGS+=("ML_SERVICE_API_KEYS=@Microsoft.KeyVault(SecretUri=${VAULT_URI%/}/secrets/$AZURE_API_KEY_SECRET/)")
+ensure_site_identity
 configure_site
 ensure_slot
+ensure_site_identity "$AZURE_SLOT"
 configure_site "$AZURE_SLOT"
+if [ "$AZURE_DEPLOY_IDENTITIES" = true ]; then
+    ensure_deploy_identities
+fi
 host=$(az_get webapp show --resource-group "$AZURE_RESOURCE_GROUP" --name "$AZURE_APP_NAME" \
     --query defaultHostName --output tsv)
 say "done: https://$host (deploy with: make deploy)"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Undo the last release: swap the staging slot (which holds the previous release after
-# deploy.sh) back into production, then smoke-test production. deploy.sh tags the staging slot
-# `mlServiceRollback=available`; this script swaps only then and tags it `used` afterwards, so
-# a second run changes nothing (it would otherwise swap the bad release back in).
+# deploy.sh) back into production, then smoke-test production with the API key from Key Vault.
+# deploy.sh tags the staging slot `mlServiceRollback=available`; this script swaps only then and
+# tags it `used` afterwards, so a second run changes nothing (it would otherwise swap the bad
+# release back in).
 set -euo pipefail
 # shellcheck source=deploy/azure/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -25,5 +26,6 @@ az_run webapp deployment slot swap --resource-group "$AZURE_RESOURCE_GROUP" --na
     --slot "$AZURE_SLOT" --target-slot production --output none
 az_run webapp update --resource-group "$AZURE_RESOURCE_GROUP" --name "$AZURE_APP_NAME" --slot "$AZURE_SLOT" \
     --set tags.mlServiceRollback=used --output none
+read_api_key
 smoke "https://$prod_host" || die "production runs the previous release but fails its smoke test"
 say "rolled back: https://$prod_host"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Smoke-test the live service: with a URL argument (or SMOKE_URL), send the sample request to
-# it; otherwise find the web app's host name, check that it is running (starting it when it is
-# stopped, as the original script did) and send the sample request over HTTPS. The client,
-# `ml-service predict`, retries with backoff and exits non-zero on any failure, and so does this.
+# it (with ML_SERVICE_API_KEY when set); otherwise find the web app's host name, check that it is
+# running (starting it when it is stopped, as the original script did), read its API key from
+# Key Vault and send the sample request over HTTPS with it. The client, `ml-service predict`,
+# retries with backoff and exits non-zero on any failure, and so does this.
 # Usage: smoke.sh [URL]
 set -euo pipefail
 # shellcheck source=deploy/azure/common.sh
@@ -25,6 +26,9 @@ if [ -z "$url" ]; then
         *) die "web app $AZURE_APP_NAME is in state '$state'; expected Running" ;;
     esac
     url="https://$host"
+    read_api_key
+else
+    API_KEY=${ML_SERVICE_API_KEY:-}
 fi
 case "$url" in
     http://127.0.0.1* | http://localhost* | https://*) ;;

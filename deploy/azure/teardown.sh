@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Remove what provision.sh created: the web app (with its slots), then its plan when no other
-# app uses it, then the resource group when nothing else is left in it (other resources, such as
-# the build agent VM, keep the group alive). Asks for confirmation unless run with --yes.
+# app uses it, the deployment identities, the Key Vault of the API keys (deleted and purged),
+# then the resource group when nothing else is left in it (other resources, such as the build
+# agent VM, keep the group alive). Asks for confirmation unless run with --yes.
 # Idempotent: with nothing left, it says so and succeeds.
 # Usage: teardown.sh [--yes]
 set -euo pipefail
@@ -35,6 +36,11 @@ if az_lookup appservice plan show --resource-group "$AZURE_RESOURCE_GROUP" --nam
 else
     say "plan $AZURE_PLAN_NAME is already gone"
 fi
+
+for role in staging production; do
+    remove "managed identity" "$AZURE_DEPLOY_IDENTITY_PREFIX-$role" identity show -- identity delete
+done
+remove_vault "$(app_vault_name)" "and the API keys in it"
 
 left=$(az_get resource list --resource-group "$AZURE_RESOURCE_GROUP" --query "length(@)" --output tsv)
 if [ "$left" = 0 ]; then

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Render every kustomize overlay of a manifest tree and validate the result strictly.
+# Render every kustomize overlay of a manifest tree (and its canary, when it has one) and
+# validate the result strictly.
 #
 # Usage: deploy/k8s/validate.sh [K8S_DIR]      (default: deploy/k8s; `make lint-k8s` runs it)
 # Environment:
@@ -26,7 +27,8 @@ mkdir -p "$out"
 
 failed=0
 checked=0
-for overlay in "$dir"/overlays/*/; do
+for overlay in "$dir"/overlays/*/ "$dir"/canary/; do
+    [ -d "$overlay" ] || continue
     name=$(basename "$overlay")
     rendered="$out/$name.yaml"
     echo "lint-k8s: rendering $overlay"

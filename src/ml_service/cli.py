@@ -1,4 +1,4 @@
-"""The `ml-service` command: train, serve, predict."""
+"""The `ml-service` command: train, serve, predict, watch."""
 
 from __future__ import annotations
 
@@ -101,12 +101,18 @@ def main(argv: list[str] | None = None) -> int:
         "--max", type=float, default=None, dest="high", help="fail if any prediction is above this"
     )
 
+    from ml_service import watch
+
+    watch.add_parser(commands)
+
     args = parser.parse_args(argv)
     try:
         if args.command == "train":
             return _train(args)
         if args.command == "serve":
             return _serve()
+        if args.command == "watch":
+            return watch.run(args)
         return _predict(args)
     except ServiceError as exc:
         print(f"ml-service {args.command}: error: {exc.message}", file=sys.stderr)

@@ -157,3 +157,7 @@ class QualityGateFailed(TrainingError):
 
 class ClientError(ServiceError):
     """`ml-service predict` could not get predictions from a service."""
+
+
+class WatchError(ServiceError):
+    """`ml-service watch` could not read a service's metrics."""

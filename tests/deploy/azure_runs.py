@@ -3,6 +3,7 @@ line they can produce (first runs, re-runs, options, failure paths) for the real
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,10 +11,7 @@ from pathlib import Path
 import azure_scenarios as sc
 from stubkit import StubEnv
 
-PROVISIONED = (
-    "group", "plan", "app", "app.https", "app.config", "app.settings",
-    "slot", "slot.https", "slot.config", "slot.settings",
-)  # fmt: skip
+PROVISIONED = sc.PROVISIONED
 
 
 @dataclass
@@ -38,6 +36,11 @@ def _runs(root: Path) -> list[Run]:
         "DEPLOY_READY_TIMEOUT": "5",
     }
     agent_env = {"ADO_ORG_URL": "https://dev.azure.com/contoso", "ADO_PAT": "not-a-real-pat"}
+    package = root / "ml-service-model.zip"
+    with zipfile.ZipFile(package, "w") as zf:
+        zf.writestr("models/housing/manifest.json", "{}")
+    canary = ("--compare", "--canary", "10", "--canary-seconds", "60")
+    model_env = deploy_env | {"ML_SERVICE_PACKAGE": str(package)}
 
     def app() -> list[sc.Rule]:
         return sc.app_service() + sc.curl_ready(after=1) + sc.predict()
@@ -49,11 +52,55 @@ def _runs(root: Path) -> list[Run]:
     def bad_prod() -> list[sc.Rule]:
         return sc.predict(host=sc.SLOT_HOST) + sc.predict(ok=False, host=sc.HOST) + app()
 
+    def promote() -> list[sc.Rule]:
+        return app() + sc.compare(0) + sc.watch(0)
+
+    def roll_back() -> list[sc.Rule]:
+        return app() + sc.compare(0) + sc.watch(3)
+
+    def keep() -> list[sc.Rule]:
+        return app() + sc.compare(3)
+
+    def service_principal() -> list[sc.Rule]:
+        login = sc.az(
+            ["account", "show"],
+            {
+                "json": {
+                    "id": sc.SUBSCRIPTION,
+                    "tenantId": sc.TENANT,
+                    "user": {
+                        "name": "c0ffee00-1111-4222-8333-444455556666",
+                        "type": "servicePrincipal",
+                    },
+                }
+            },
+        )
+        sp = sc.az(["ad", "sp", "show"], {"json": {"id": sc.OPERATOR}})
+        return [login, sp, *app()]
+
+    def forbidden_once() -> list[sc.Rule]:
+        slow = sc.az(
+            ["keyvault", "secret", "list"],
+            {
+                "exit": 1,
+                "times": 1,
+                "stderr": "ERROR: (Forbidden) Caller is not authorized to perform action.\n",
+            },
+        )
+        return [slow, *app()]
+
     return [
         Run("provision", "provision.sh", app, again=True),
         Run("provision-sku", "provision.sh", app, PROVISIONED, env={"AZURE_PLAN_SKU": "S1"}),
         Run("deploy", "deploy.sh", app, PROVISIONED, env=deploy_env),
         Run("deploy-bad-prod", "deploy.sh", bad_prod, PROVISIONED, env=deploy_env),
+        Run("canary", "deploy.sh", promote, PROVISIONED, canary, env=model_env),
+        Run("canary-roll-back", "deploy.sh", roll_back, PROVISIONED, canary, env=model_env),
+        Run("challenger-loses", "deploy.sh", keep, PROVISIONED, canary, env=model_env),
+        Run("provision-service-principal", "provision.sh", service_principal,
+            env={"AZURE_RBAC_POLL_INTERVAL": "0"}),
+        Run("provision-not-allowed-yet", "provision.sh", forbidden_once,
+            env={"AZURE_RBAC_POLL_INTERVAL": "0"}),
         Run("rollback", "rollback.sh", app, (*PROVISIONED, "rollback.available"), again=True),
         Run("smoke", "smoke.sh", stopped, PROVISIONED),
         Run("logs", "logs.sh", app, PROVISIONED, again=True),
@@ -62,6 +109,8 @@ def _runs(root: Path) -> list[Run]:
         Run("teardown", "teardown.sh", app, PROVISIONED, ("--yes",), again=True),
         Run("agent", "agent.sh", sc.agent, env=agent_env, again=True),
         Run("agent-private", "agent.sh", sc.agent, env=agent_env | {"AGENT_PUBLIC_SSH": "false"}),
+        Run("agent-registered", "agent.sh", sc.agent,
+            ("group", "vm", "vault", "policy", "secret.deleted"), env=agent_env),
         Run("agent-teardown", "agent-teardown.sh", sc.agent,
             ("vm", "nic", "pip", "nsg", "vnet", "disk", "vault"), ("--yes",), again=True),
         Run("agent-teardown-leftovers", "agent-teardown.sh", sc.agent,
@@ -81,7 +130,7 @@ def record_all(root: Path) -> dict[str, list[list[str]]]:
         env.set_flags(*run.flags)
         for _ in range(2 if run.again else 1):
             result = env.run(sc.script(run.script), *run.args, env=run.env)
-            if result.returncode != 0 and run.name != "deploy-bad-prod":
+            if result.returncode != 0 and run.name not in ("deploy-bad-prod", "canary-roll-back"):
                 raise AssertionError(f"{run.name}: {result.stdout}\n{result.stderr}")
         recorded[run.name] = env.calls("az")
     return recorded

@@ -7,6 +7,7 @@ they do on Azure. Answers follow the real CLI's JSON (trimmed to the fields that
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ OWN_SCRIPTS = (
     "common.sh", "provision.sh", "deploy.sh", "rollback.sh", "smoke.sh", "logs.sh",
     "teardown.sh", "agent.sh", "agent-teardown.sh", "agent-register.sh",
 )  # fmt: skip
+# (aks.sh and acr-build.sh: tests/k8s/test_aks_scripts.py)
 Rule = dict[str, Any]
 
 SUBSCRIPTION = "0b1f6471-1bf0-4dda-aec3-cb9272f09590"
@@ -32,11 +34,26 @@ STARTUP = (
     "gunicorn --config python:ml_service.server.gunicorn_config --bind=0.0.0.0:${PORT:-8000} "
     "ml_service.http.app:app"
 )
+APP_VAULT = "kv-ml-" + hashlib.sha256(f"{SUBSCRIPTION}/{RG}/{APP}".encode()).hexdigest()[:10]
+VAULT_URI = f"https://{APP_VAULT}.vault.azure.net/"
+API_KEY = "Zk4vQ1ExampleOnlyKey0x9c2f7aL3mN8pR5tW1yB6dH0"
+SECRET_NAME = "ml-service-api-keys"
 SETTINGS = {
     "SCM_DO_BUILD_DURING_DEPLOYMENT": "true",
     "ML_SERVICE_MODEL_DIR": "models/housing",
     "ML_SERVICE_LOG_LEVEL": "info",
+    "ML_SERVICE_API_KEYS": f"@Microsoft.KeyVault(SecretUri={VAULT_URI}secrets/{SECRET_NAME}/)",
 }
+OPERATOR = "7a1c0e52-9d3b-4c8e-b6f1-2e4d5a6b7c8d"
+APP_PRINCIPAL = "1e2f3a4b-5c6d-4e7f-8a9b-0c1d2e3f4a5b"
+SLOT_PRINCIPAL = "2f3a4b5c-6d7e-4f8a-9b0c-1d2e3f4a5b6c"
+KEY_SHA256 = hashlib.sha256(API_KEY.encode()).hexdigest()
+# The state flags of an app `provision.sh` has made.
+PROVISIONED = (
+    "group", "plan", "app", "app.https", "app.config", "app.settings", "app.identity",
+    "slot", "slot.https", "slot.config", "slot.settings", "slot.identity",
+    "kv", "apikey", "identity.staging", "identity.production", "roles",
+)  # fmt: skip
 VM = "agentVM"
 PRINCIPAL = "5d2c6a8e-8f3b-4f1e-9a55-0c1f7e2b3d44"
 
@@ -331,8 +348,135 @@ def app_service() -> list[Rule]:
         az(["webapp", "log", "tail"], {"stdout": "2026-01-01T00:00:00 ml-service started\n"}),
         az(["webapp", "log", "download"], {"json": None}),
         az(["resource", "list"], {"json": []}),
+        *traffic_routing(),
     ]
-    return site_rules(SLOT) + site_rules(None) + rules
+    return site_rules(SLOT) + site_rules(None) + rules + vault() + identities() + account()
+
+
+def traffic_routing() -> list[Rule]:
+    """`az webapp traffic-routing`: the share of production's traffic sent to the slot."""
+    return [
+        az(
+            ["webapp", "traffic-routing", "set"],
+            {"json": [{"actionHostName": SLOT_HOST, "name": SLOT, "reroutePercentage": 10.0}]},
+            sets=["routed"],
+        ),
+        az(["webapp", "traffic-routing", "clear"], {"json": []}, clears=["routed"]),
+    ]
+
+
+def vault() -> list[Rule]:
+    """The app's Key Vault (RBAC mode) and the API key secret in it."""
+    vault_id = rid(f"Microsoft.KeyVault/vaults/{APP_VAULT}")
+    vault_json = {
+        "id": vault_id,
+        "name": APP_VAULT,
+        "properties": {"enableRbacAuthorization": True, "vaultUri": VAULT_URI},
+    }
+    secret_id = f"{VAULT_URI}secrets/{SECRET_NAME}/0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+    return [
+        az(["keyvault", "show"], not_found("Microsoft.KeyVault/vaults", APP_VAULT), unless=["kv"]),
+        az(["keyvault", "show"], {"json": vault_json}),
+        az(["keyvault", "create"], {"json": vault_json}, sets=["kv"]),
+        az(["keyvault", "delete"], {"json": None}, clears=["kv"], sets=["kv.deleted"]),
+        az(
+            ["keyvault", "show-deleted"],
+            {"json": {"name": APP_VAULT, "properties": {}}},
+            **{"if": ["kv.deleted"]},
+        ),
+        az(
+            ["keyvault", "show-deleted"],
+            {
+                "exit": 3,
+                "stderr": "ERROR: (DeletedVaultNotFound) Deleted vault not found\n"
+                "Code: DeletedVaultNotFound\nMessage: Deleted vault not found\n",
+            },
+        ),
+        az(["keyvault", "purge"], {"json": None}, clears=["kv.deleted"]),
+        az(
+            ["keyvault", "secret", "list"],
+            {"json": [{"id": secret_id.rsplit("/", 1)[0], "name": SECRET_NAME}]},
+            **{"if": ["apikey"]},
+        ),
+        az(["keyvault", "secret", "list"], {"json": []}),
+        az(["keyvault", "secret", "set"], {"json": None, "read_stdin": True}, sets=["apikey"]),
+        az(
+            ["keyvault", "secret", "show"],
+            {"json": {"id": secret_id, "name": SECRET_NAME, "value": API_KEY}},
+            **{"if": ["apikey"]},
+        ),
+        az(
+            ["keyvault", "secret", "show"],
+            {
+                "exit": 3,
+                "stderr": f"ERROR: (SecretNotFound) A secret with (name/id) {SECRET_NAME} was not "
+                "found in this key vault.\nCode: SecretNotFound\n",
+            },
+        ),
+    ]
+
+
+def identities() -> list[Rule]:
+    """Managed identities (the sites' own, the deployment identities) and role assignments."""
+    rules: list[Rule] = [
+        az(
+            ["ad", "signed-in-user", "show"], {"json": {"id": OPERATOR, "userPrincipalName": "dev"}}
+        ),
+        az(["role", "assignment", "list"], {"json": [{"id": "ra-0"}]}, **{"if": ["roles"]}),
+        az(
+            ["role", "assignment", "list"],
+            {"json": [{"id": "ra-1"}]},
+            if_keyed=["--assignee", "--role", "--scope"],
+        ),
+        az(["role", "assignment", "list"], {"json": []}),
+        az(
+            ["role", "assignment", "create"],
+            {"json": {"id": "ra-new"}},
+            sets_keyed=["--assignee-object-id", "--role", "--scope"],
+        ),
+    ]
+    for slot, key, principal in ((SLOT, "slot.identity", SLOT_PRINCIPAL),
+                                 (None, "app.identity", APP_PRINCIPAL)):  # fmt: skip
+        where: dict[str, Any] = {"contains": ["--slot", slot]} if slot else {"lacks": ["--slot"]}
+        identity = {"principalId": principal, "tenantId": TENANT, "type": "SystemAssigned"}
+        rules += [
+            az(["webapp", "identity", "show"], {"json": identity}, **{"if": [key]}, where=where),
+            az(["webapp", "identity", "show"], {"stdout": ""}, where=where),
+            az(["webapp", "identity", "assign"], {"json": identity}, sets=[key], where=where),
+        ]
+    for role in ("staging", "production", "aks"):
+        name = f"{APP}-deploy-{role}" if role != "aks" else "ml-service-deploy-aks"
+        flag = f"identity.{role}"
+        body = {
+            "clientId": f"c11e{len(role):04d}-0000-4000-8000-00000000000{len(role)}",
+            "id": rid(f"Microsoft.ManagedIdentity/userAssignedIdentities/{name}"),
+            "name": name,
+            "principalId": f"9a9a{len(role):04d}-0000-4000-8000-00000000000{len(role)}",
+        }
+        rules += [
+            az(
+                ["identity", "show"],
+                not_found("Microsoft.ManagedIdentity/userAssignedIdentities", name),
+                unless=[flag],
+                options={"--name": name},
+            ),
+            az(["identity", "show"], {"json": body}, options={"--name": name}),
+            az(["identity", "create"], {"json": body}, sets=[flag], options={"--name": name}),
+            az(["identity", "delete"], {"json": None}, clears=[flag], options={"--name": name}),
+        ]
+    # Any other name (apps named from the environment): one identity per name.
+    other = {
+        "clientId": "c11e0000-0000-4000-8000-000000000000",
+        "principalId": "9a9a0000-0000-4000-8000-000000000000",
+    }
+    rules += [
+        az(["identity", "show"], {"json": other}, if_keyed=["--name"]),
+        az(
+            ["identity", "show"], not_found("Microsoft.ManagedIdentity/userAssignedIdentities", "x")
+        ),
+        az(["identity", "create"], {"json": other}, sets_keyed=["--name"]),
+    ]
+    return rules
 
 
 def account() -> list[Rule]:
@@ -367,7 +511,19 @@ def agent() -> list[Rule]:
         "resourceGroup": RG,
         "type": "Microsoft.Compute/virtualMachines",
     }
+    policies = {"accessPolicies": [{"objectId": PRINCIPAL, "permissions": {"secrets": ["get"]}}]}
     rules: list[Rule] = [
+        az(
+            ["keyvault", "show"],
+            {
+                "json": {
+                    "id": rid("Microsoft.KeyVault/vaults/kv"),
+                    "name": "kv",
+                    "properties": policies,
+                }
+            },
+            **{"if": ["vault", "policy"]},
+        ),
         az(["vm", "show"], not_found("Microsoft.Compute/virtualMachines", VM), unless=["vm"]),
         az(["vm", "show"], {"json": vm_json}),
         az(
@@ -439,6 +595,29 @@ def agent() -> list[Rule]:
         ),
         az(["keyvault", "purge"], {"json": None}, clears=["vault.deleted"]),
     ]
+    rules += [
+        az(
+            ["keyvault", "secret", "list"],
+            {
+                "json": [
+                    {
+                        "id": "https://kv.vault.azure.net/secrets/ado-agent-pat",
+                        "name": "ado-agent-pat",
+                    }
+                ]
+            },
+            **{"if": ["secret"]},
+        ),
+        az(["keyvault", "secret", "list"], {"json": []}),
+        az(
+            ["keyvault", "secret", "list-deleted"],
+            {"json": [{"name": "ado-agent-pat", "recoveryId": "https://kv/deletedsecrets/x"}]},
+            **{"if": ["secret.deleted"]},
+        ),
+        az(["keyvault", "secret", "list-deleted"], {"json": []}),
+        az(["keyvault", "secret", "purge"], {"json": None}, clears=["secret.deleted"]),
+        az(["keyvault", "delete-policy"], {"json": None}, clears=["policy"]),
+    ]
     return account() + app_service_group_only() + rules
 
 
@@ -471,3 +650,41 @@ def predict(ok: bool = True, host: str | None = None) -> list[Rule]:
             "after 5 attempts: model not ready\n",
         }
     ]
+
+
+COMPARE_TABLE = (
+    "metric  champion  challenger  difference  95% interval\n"
+    "rmse    3.61      {rmse}      {diff}      [{lo}, {hi}]\n"
+    "decision: {decision}\n"
+)
+
+
+def compare(status: int = 0) -> list[Rule]:
+    """`ml-service compare`: 0 promote, 3 keep the champion, 1 could not compare."""
+    if status == 1:
+        return [{"cmd": "ml-service", "args": ["compare"], "exit": 1,
+                 "stderr": "ml-service compare: error: cannot read the champion\n"}]  # fmt: skip
+    better = status == 0
+    table = COMPARE_TABLE.format(
+        rmse="3.42" if better else "3.88",
+        diff="-0.19" if better else "+0.27",
+        lo="-0.31" if better else "0.12",
+        hi="-0.07" if better else "0.41",
+        decision="promote" if better else "keep the champion (rmse is worse by 0.27)",
+    )
+    return [{"cmd": "ml-service", "args": ["compare"], "stdout": table, "exit": status}]
+
+
+def watch(status: int = 0) -> list[Rule]:
+    """`ml-service watch`: 0 healthy, 3 unhealthy (too many errors), 1 could not watch."""
+    lines = {
+        0: "healthy: within the limits (812 prediction requests in 300 s, 0.12% 5xx, p99 41 ms)",
+        3: "unhealthy: 5xx share 7.40% is above the limit of 1.00% "
+        "(95 prediction requests in 45 s, 7.40% 5xx, p99 38 ms)",
+        1: "",
+    }
+    rule: Rule = {"cmd": "ml-service", "args": ["watch"], "exit": status}
+    rule["stdout"] = lines[status] + "\n" if lines[status] else ""
+    if status == 1:
+        rule["stderr"] = "ml-service watch: error: cannot reach https://x/metrics\n"
+    return [rule]

@@ -77,6 +77,7 @@ class StubEnv:
             "STUB_SCENARIO": str(self.scenario_file),
             "STUB_STATE": str(self.state),
             "STUB_LOG": str(self.log),
+            "STUB_HASH_ENV": "ML_SERVICE_API_KEY",
         }
         env.update(extra or {})
         return env

@@ -49,6 +49,11 @@ def changing(env: StubEnv) -> list[str]:
     return [c for c in env.commands() if c.split()[-1] not in ("show", "show-deleted")]
 
 
+def writes(env: StubEnv) -> list[str]:
+    """The az calls that change something."""
+    return [c for c in changing(env) if not c.endswith(("list", "list-deleted"))]
+
+
 def assert_no_secret(env: StubEnv, *texts: str) -> None:
     """The PAT is in no recorded argument, no log line and none of `texts`."""
     assert PAT not in env.log_text()
@@ -100,7 +105,11 @@ def test_agent_vm_is_created_with_ssh_keys_identity_and_custom_data(
     assert option(create, "--name") == "agentVM"
     policy = next(a for a in env.calls("az") if a[:2] == ["keyvault", "set-policy"])
     assert option(policy, "--object-id") == sc.PRINCIPAL
-    assert option(policy, "--secret-permissions") == "get"
+    assert policy[policy.index("--secret-permissions") + 1 : policy.index("--output")] == [
+        "get",
+        "delete",
+        "purge",
+    ]
     vault = option(policy, "--name")
     assert vault is not None
     assert vault.startswith("kv-agent-")
@@ -139,8 +148,37 @@ def test_agent_re_run_changes_nothing_and_asks_no_pat(
     del extra["ADO_PAT"]
     result = env.run(sc.script("agent.sh"), env=extra)
     assert result.returncode == 0, result.stderr
-    assert env.commands() == ["group show", "vm show"]
-    assert "nothing to do" in result.stdout
+    assert env.commands() == [
+        "group show",
+        "vm show",
+        "account show",
+        "keyvault show",
+        "keyvault secret list",
+    ]
+    assert "not registered yet; nothing to do" in result.stdout
+
+
+def test_agent_re_run_after_registration_revokes_the_vm_s_access_once(
+    agent_env: tuple[StubEnv, dict[str, str]],
+) -> None:
+    env, extra = agent_env
+    assert env.run(sc.script("agent.sh"), env=extra).returncode == 0
+    # The VM registered, deleted the PAT, and could not purge it yet.
+    (env.state / "flag.secret").unlink()
+    env.set_flags("secret.deleted")
+    env.clear_log()
+    del extra["ADO_PAT"]
+    result = env.run(sc.script("agent.sh"), env=extra)
+    assert result.returncode == 0, result.stderr
+    assert writes(env) == ["keyvault secret purge", "keyvault delete-policy"]
+    revoke = next(a for a in env.calls("az") if a[:2] == ["keyvault", "delete-policy"])
+    assert option(revoke, "--object-id") == sc.PRINCIPAL
+    assert "revoking the VM's access" in result.stdout
+    env.clear_log()
+    again = env.run(sc.script("agent.sh"), env=extra)
+    assert again.returncode == 0, again.stderr
+    assert writes(env) == []
+    assert "has no access" in again.stdout
 
 
 def test_agent_without_pat_and_without_terminal_creates_nothing(
@@ -284,7 +322,16 @@ def first_boot(stub_env: StubEnv, tmp_path: Path) -> tuple[StubEnv, dict[str, st
         "KEYVAULT_NAME='kv-agent-0123456789'\nSECRET_NAME='ado-agent-pat'\n"
         f"AGENT_USER='{user}'\nAGENT_DIR='{agent_dir}'\n"
     )
+    vault_url = "https://kv-agent-0123456789.vault.azure.net"
     rules = [
+        {"cmd": "curl", "args": [], "read_stdin": True,
+         "contains": ["DELETE", f"{vault_url}/secrets/ado-agent-pat?api-version=7.4"],
+         "stdout": json.dumps({"recoveryId": "x"})},
+        {"cmd": "curl", "args": [], "read_stdin": True, "times": 1, "exit": 22,
+         "contains": ["DELETE", f"{vault_url}/deletedsecrets/ado-agent-pat?api-version=7.4"],
+         "stderr": "curl: (22) The requested URL returned error: 409\n"},
+        {"cmd": "curl", "args": [], "read_stdin": True,
+         "contains": ["DELETE", f"{vault_url}/deletedsecrets/ado-agent-pat?api-version=7.4"]},
         {
             "cmd": "curl",
             "args": [],
@@ -323,12 +370,37 @@ def test_first_boot_registers_with_the_pat_from_key_vault_in_the_environment_onl
     assert f"--url {ORG} --auth pat --pool vmAgentPool --agent agentVM" in args
     assert PAT not in args
     assert (agent_dir / "svc.calls").read_text().splitlines()[-1] == "start"
-    header = next(e for e in env.entries() if "stdin_sha256" in e)
     expected = hashlib.sha256(f"Authorization: Bearer {ACCESS_TOKEN}\n".encode()).hexdigest()
-    assert header["stdin_sha256"] == expected
+    vault_calls = [e for e in env.entries() if "stdin_sha256" in e]
+    assert {e["stdin_sha256"] for e in vault_calls} == {expected}
     assert ACCESS_TOKEN not in env.log_text()
     assert_no_secret(env, result.stdout, result.stderr)
     assert len([c for c in env.calls("curl") if "Metadata: true" in c]) == 2
+    # Registered, the VM deletes the PAT, then purges it (retrying while Azure finishes the
+    # deletion), so that nothing on it can read the PAT again.
+    methods = [(c[c.index("--request") + 1], c[-1].split("/")[3]) for c in env.calls("curl")
+               if "--request" in c]  # fmt: skip
+    assert methods == [("DELETE", "secrets"), ("DELETE", "deletedsecrets"),
+                       ("DELETE", "deletedsecrets")]  # fmt: skip
+    assert "deleted and purged" in result.stdout
+    config_at = next(i for i, c in enumerate(env.calls("curl")) if "--request" in c)
+    assert (agent_dir / "config.args").exists()
+    assert config_at > 0
+
+
+def test_first_boot_fails_loudly_when_the_pat_cannot_be_deleted(
+    first_boot: tuple[StubEnv, dict[str, str], Path],
+) -> None:
+    env, extra, agent_dir = first_boot
+    refused = {"cmd": "curl", "args": [], "contains": ["DELETE"], "exit": 22,
+               "stderr": "curl: (22) The requested URL returned error: 403\n"}  # fmt: skip
+    rules = json.loads(env.scenario_file.read_text())["rules"]
+    env.scenario([refused, *rules])
+    result = env.run(sc.script("agent-register.sh"), env=extra)
+    assert result.returncode == 1
+    assert "could not delete secret ado-agent-pat" in result.stderr
+    assert (agent_dir / "svc.calls").read_text().splitlines()[-1] == "start"
+    assert_no_secret(env, result.stdout, result.stderr)
 
 
 def test_first_boot_runs_once(first_boot: tuple[StubEnv, dict[str, str], Path]) -> None:

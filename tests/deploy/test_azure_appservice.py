@@ -20,6 +20,20 @@ PROVISION_FIRST_RUN = [
     "appservice plan create",
     "webapp show",
     "webapp create",
+    "account show",
+    "keyvault show",
+    "keyvault create",
+    "keyvault show",
+    "account show",
+    "ad signed-in-user show",
+    "role assignment list",
+    "role assignment create",
+    "keyvault secret list",
+    "keyvault secret set",
+    "webapp identity show",
+    "webapp identity assign",
+    "role assignment list",
+    "role assignment create",
     "webapp config show",
     "webapp config set",
     "webapp show",
@@ -27,10 +41,31 @@ PROVISION_FIRST_RUN = [
     "webapp config appsettings set",
     "webapp deployment slot list",
     "webapp deployment slot create",
+    "webapp identity show",
+    "webapp identity assign",
+    "role assignment list",
+    "role assignment create",
     "webapp config show",
     "webapp show",
     "webapp update",
     "webapp config appsettings list",
+    "webapp show",
+    "identity show",
+    "identity create",
+    "identity show",
+    "role assignment list",
+    "role assignment create",
+    "role assignment list",
+    "role assignment create",
+    "role assignment list",
+    "role assignment create",
+    "identity show",
+    "identity create",
+    "identity show",
+    "role assignment list",
+    "role assignment create",
+    "role assignment list",
+    "role assignment create",
     "webapp show",
 ]
 
@@ -38,20 +73,35 @@ PROVISION_RE_RUN = [
     "group show",
     "appservice plan show",
     "webapp show",
+    "account show",
+    "keyvault show",
+    "account show",
+    "ad signed-in-user show",
+    "role assignment list",
+    "keyvault secret list",
+    "webapp identity show",
+    "role assignment list",
     "webapp config show",
     "webapp show",
     "webapp config appsettings list",
     "webapp deployment slot list",
+    "webapp identity show",
+    "role assignment list",
     "webapp config show",
     "webapp show",
     "webapp config appsettings list",
     "webapp show",
+    "identity show",
+    "role assignment list",
+    "role assignment list",
+    "role assignment list",
+    "identity show",
+    "role assignment list",
+    "role assignment list",
+    "webapp show",
 ]
 
-PROVISIONED = (
-    "group", "plan", "app", "app.https", "app.config", "app.settings",
-    "slot", "slot.https", "slot.config", "slot.settings",
-)  # fmt: skip
+PROVISIONED = sc.PROVISIONED
 
 
 def changing(commands: list[str]) -> list[str]:
@@ -212,6 +262,8 @@ def test_deploy_waits_for_readiness_then_smoke_tests_then_swaps(
     assert env.commands() == [
         "webapp show",
         "webapp show",
+        "account show",
+        "keyvault secret show",
         "webapp deploy",
         "webapp deployment slot swap",
         "webapp update",
@@ -227,6 +279,11 @@ def test_deploy_waits_for_readiness_then_smoke_tests_then_swaps(
         ["predict", "--url", f"https://{sc.SLOT_HOST}"],
         ["predict", "--url", f"https://{sc.HOST}"],
     ]
+    # Every smoke test sends the key read from Key Vault, through its environment only.
+    assert [e["env_sha256"] for e in env.entries() if e["cmd"] == "ml-service"] == [
+        {"ML_SERVICE_API_KEY": sc.KEY_SHA256}
+    ] * 2
+    assert sc.API_KEY not in result.stdout + result.stderr + env.log_text()
     order = [e["cmd"] + " " + " ".join(e["argv"][:2]) for e in env.entries()]
     assert order.index("ml-service predict --url") < order.index("az webapp deployment")
     swap = the_call(env, "webapp deployment slot swap")
@@ -348,8 +405,11 @@ def test_smoke_finds_the_host_and_sends_the_sample(stub_env: StubEnv) -> None:
     stub_env.set_flags(*PROVISIONED)
     result = stub_env.run(sc.script("smoke.sh"))
     assert result.returncode == 0, result.stderr
-    assert stub_env.commands() == ["webapp show"]
+    assert stub_env.commands() == ["webapp show", "account show", "keyvault secret show"]
     assert stub_env.calls("ml-service") == [["predict", "--url", f"https://{sc.HOST}"]]
+    (smoke,) = [e for e in stub_env.entries() if e["cmd"] == "ml-service"]
+    assert smoke["env_sha256"] == {"ML_SERVICE_API_KEY": sc.KEY_SHA256}
+    assert sc.API_KEY not in result.stdout + result.stderr + stub_env.log_text()
     assert "smoke test passed" in result.stdout
 
 
@@ -367,7 +427,7 @@ def test_smoke_starts_a_stopped_app(stub_env: StubEnv) -> None:
     stub_env.set_flags(*PROVISIONED)
     result = stub_env.run(sc.script("smoke.sh"))
     assert result.returncode == 0, result.stderr
-    assert stub_env.commands() == ["webapp show", "webapp start"]
+    assert stub_env.commands()[:2] == ["webapp show", "webapp start"]
 
 
 def test_smoke_fails_when_the_prediction_fails(stub_env: StubEnv) -> None:
@@ -432,8 +492,14 @@ def test_teardown_removes_app_plan_and_empty_group_then_is_idempotent(stub_env: 
     assert changing(stub_env.commands()) == [
         "webapp delete",
         "appservice plan delete",
+        "identity delete",
+        "identity delete",
+        "keyvault delete",
+        "keyvault purge",
         "group delete",
     ]
+    purge = the_call(stub_env, "keyvault purge")
+    assert option(purge, "--name") == sc.APP_VAULT
     stub_env.clear_log()
     again = stub_env.run(sc.script("teardown.sh"), "--yes")
     assert again.returncode == 0, again.stderr

@@ -46,7 +46,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Doc]]:
     result = make("lint-k8s", K8S_OUT=str(out))
     assert result.returncode == 0, result.stdout + result.stderr
     docs = {}
-    for overlay in OVERLAYS:
+    for overlay in (*OVERLAYS, "canary"):
         text = (out / f"{overlay}.yaml").read_text()
         docs[overlay] = [d for d in yaml.safe_load_all(text) if d]
     return docs
@@ -82,6 +82,7 @@ def test_every_resource_kind_is_there(rendered: dict[str, list[Doc]], overlay: s
         "Deployment",
         "HorizontalPodAutoscaler",
         "Namespace",
+        "NetworkPolicy",
         "PodDisruptionBudget",
         "Service",
     ):
@@ -210,6 +211,87 @@ def test_settings_are_ones_the_service_reads(
     assert settings.port == int(config["PORT"])
 
 
+def pod_labels(deployment: Doc) -> dict[str, str]:
+    labels: dict[str, str] = deployment["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_network_policy_lets_in_only_the_service_port_and_out_only_dns_and_otlp(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    docs = rendered[overlay]
+    policy = one(docs, "NetworkPolicy")["spec"]
+    deployment = one(docs, "Deployment")
+    assert policy["podSelector"]["matchLabels"].items() <= pod_labels(deployment).items()
+    assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    service = one(docs, "Service")
+    # Ingress: the port the Service sends to, from anywhere (clients, probes, Prometheus).
+    (ingress,) = policy["ingress"]
+    assert set(ingress) == {"ports"}
+    assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
+    assert "http" in {p["name"] for p in container["ports"]}
+    # Egress: DNS in kube-system (no pod selector the common labels could narrow), and OTLP.
+    dns, otlp = policy["egress"]
+    assert dns["to"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}
+    ]
+    assert sorted((p["port"], p["protocol"]) for p in dns["ports"]) == [(53, "TCP"), (53, "UDP")]
+    assert otlp == {"ports": [{"port": 4318, "protocol": "TCP"}]}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_api_keys_come_from_a_secret_mounted_as_a_file(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    pod = one(rendered[overlay], "Deployment")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    path = Path(env["ML_SERVICE_API_KEYS_FILE"]["value"])
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == str(path.parent))
+    assert mount["readOnly"] is True
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    secret = volume["secret"]
+    assert secret["secretName"] == "ml-service-api-keys"
+    assert not secret.get("optional", False), "a pod without keys must not start"
+    assert secret["items"] == [{"key": "keys", "path": path.name}]
+    assert secret["defaultMode"] & 0o007 == 0, "the keys are not world-readable"
+    config = one(rendered[overlay], "ConfigMap")["data"]
+    assert not any("API_KEY" in name or "TOKEN" in name for name in config)
+
+
+def test_the_canary_is_one_deployment_behind_the_stable_service(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    canary_docs = rendered["canary"]
+    assert sorted(d["kind"] for d in canary_docs) == ["ConfigMap", "Deployment"]
+    canary = one(canary_docs, "Deployment")
+    stable = one(rendered["aks"], "Deployment")
+    assert canary["metadata"]["name"] == "ml-service-canary"
+    assert canary["metadata"]["namespace"] == stable["metadata"]["namespace"]
+    assert canary["spec"]["replicas"] == 1
+    labels = pod_labels(canary)
+    assert labels["app.kubernetes.io/track"] == "canary"
+    # The stable Service and network policy cover the canary's pods...
+    assert one(rendered["aks"], "Service")["spec"]["selector"].items() <= labels.items()
+    policy = one(rendered["aks"], "NetworkPolicy")["spec"]["podSelector"]["matchLabels"]
+    assert policy.items() <= labels.items()
+    # ...while the canary's selector never takes in the stable pods.
+    assert not canary["spec"]["selector"]["matchLabels"].items() <= pod_labels(stable).items()
+    assert "app.kubernetes.io/track" not in stable["spec"]["selector"]["matchLabels"]
+    # The pods are the stable ones otherwise: same container, probes, limits, keys.
+    (mine,) = canary["spec"]["template"]["spec"]["containers"]
+    (theirs,) = stable["spec"]["template"]["spec"]["containers"]
+    config = one(canary_docs, "ConfigMap")
+    assert mine["envFrom"] == [{"configMapRef": {"name": config["metadata"]["name"]}}]
+    assert config["data"] == one(rendered["aks"], "ConfigMap")["data"]
+    assert {k: v for k, v in mine.items() if k != "envFrom"} == {
+        k: v for k, v in theirs.items() if k != "envFrom"
+    }
+
+
 # A broken copy of the manifests must fail `make lint-k8s` (and so `make lint`).
 Breaker = Callable[[Path], None]
 
@@ -234,6 +316,16 @@ BREAKS: dict[str, tuple[Breaker, str]] = {
     "wrong-type": (
         _edit("base/pdb.yaml", "minAvailable: 1", 'minAvailable: {"one": 1}'),
         "ERROR",
+    ),
+    # A misspelt field of the network policy.
+    "networkpolicy-field": (
+        _edit("base/networkpolicy.yaml", "  policyTypes:", "  policyType:"),
+        "ERROR",
+    ),
+    # The canary's kustomization is rendered and validated too.
+    "canary-field": (
+        _edit("canary/kustomization.yaml", "    count: 1", "    count: 1\n    replica: 2"),
+        "canary",
     ),
     # A removed API version: the validator only WARNs (no schema) and exits 0.
     "removed-api": (_edit("base/pdb.yaml", "policy/v1", "policy/v1beta1"), "WARN"),

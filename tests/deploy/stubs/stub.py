@@ -17,6 +17,9 @@ How to use it
    ``STUB_LOG``       JSON-lines file; one ``{"cmd": "az", "argv": [...], ...}`` line per call
    ``STUB_STATE``     directory holding the scenario's state (flags and rule use counters), so
                       that a second run of a script sees what the first one "created"
+   ``STUB_HASH_ENV``  comma-separated names of environment variables whose SHA-256 (never the
+                      value) each call records under ``env_sha256``, e.g. an API key a script
+                      passes to a command through its environment
 
 3. A call is answered by the first RULE that matches it. A RULE is an object with:
 
@@ -26,7 +29,11 @@ How to use it
               argv must hold ``flag value`` or ``flag=value``); ``if`` / ``unless`` (state
               flags that must all be set / must all be unset); ``times`` (the rule answers at
               most this many calls, then is skipped; counted in STUB_STATE)
-   effects    ``sets`` / ``clears`` (state flags to set / clear when the rule answers)
+              ``if_keyed`` (option flags, e.g. ``["--assignee", "--role", "--scope"]``: the
+              state must hold the keyed flag a ``sets_keyed`` rule made from the same values)
+   effects    ``sets`` / ``clears`` (state flags to set / clear when the rule answers);
+              ``sets_keyed`` (option flags whose values, in order, name a flag to set: how a
+              stub remembers one role assignment among many)
    answer     ``json`` (any JSON value, printed like the Azure CLI prints it: ``--query`` with
               a small JMESPath subset, then ``-o json|tsv|none``); ``stdout`` (raw text);
               ``stderr`` (raw text); ``exit`` (exit status, default 0); ``read_stdin`` (true:
@@ -195,6 +202,11 @@ def _option(argv: list[str], flag: str) -> str | None:
     return None
 
 
+def _keyed(argv: list[str], flags: list[str]) -> str:
+    values = json.dumps([_option(argv, f) for f in flags])
+    return "keyed." + hashlib.sha256(values.encode()).hexdigest()[:16]
+
+
 def _matches(rule: dict[str, Any], cmd: str, argv: list[str], state: Path, index: int) -> bool:
     if rule.get("cmd") != cmd:
         return False
@@ -211,6 +223,8 @@ def _matches(rule: dict[str, Any], cmd: str, argv: list[str], state: Path, index
     if any(not (state / f"flag.{f}").exists() for f in rule.get("if", [])):
         return False
     if any((state / f"flag.{f}").exists() for f in rule.get("unless", [])):
+        return False
+    if "if_keyed" in rule and not (state / f"flag.{_keyed(argv, rule['if_keyed'])}").exists():
         return False
     times = rule.get("times")
     return times is None or _count(state, index) < int(times)
@@ -229,6 +243,11 @@ def main() -> int:
     state = Path(os.environ.get("STUB_STATE") or Path(os.environ["STUB_SCENARIO"]).parent)
     state.mkdir(parents=True, exist_ok=True)
     entry: dict[str, Any] = {"cmd": cmd, "argv": argv}
+    hashed = [n for n in os.environ.get("STUB_HASH_ENV", "").split(",") if n in os.environ]
+    if hashed:
+        entry["env_sha256"] = {
+            n: hashlib.sha256(os.environ[n].encode()).hexdigest() for n in hashed
+        }
     chosen: dict[str, Any] | None = None
     for index, rule in enumerate(scenario.get("rules", [])):
         if _matches(rule, cmd, argv, state, index):
@@ -251,6 +270,8 @@ def main() -> int:
         (state / f"flag.{flag}").touch()
     for flag in chosen.get("clears", []):
         (state / f"flag.{flag}").unlink(missing_ok=True)
+    if "sets_keyed" in chosen:
+        (state / f"flag.{_keyed(argv, chosen['sets_keyed'])}").touch()
     write = chosen.get("write")
     if write:
         target = _option(argv, write["option"])
