@@ -15,7 +15,7 @@ from ml_service.model.schema import FloatArray
 IntArray = npt.NDArray[np.int64]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Prediction:
     """What a model answered for N rows: a regressor's values, or a classifier's class indices
     (into `schema.target.classes`) and probabilities (N, K)."""

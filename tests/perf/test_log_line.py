@@ -48,7 +48,7 @@ FIELDS = {
 
 def test_same_line_as_the_logging_path(stream: io.StringIO) -> None:
     logger = logging.getLogger("ml_service.predict")
-    log_event(logger, "prediction", "prediction", **FIELDS)
+    log_event(logger, "prediction", "prediction", FIELDS)
     direct = stream.getvalue()
     stream.truncate(0)
     stream.seek(0)
@@ -62,7 +62,7 @@ def test_other_handlers_get_the_record(
 ) -> None:
     # With a second handler (here pytest's), records go through logging and reach both.
     with caplog.at_level(logging.INFO, logger="ml_service.http"):
-        log_event(logging.getLogger("ml_service.http"), "request", "GET / 200", status=200)
+        log_event(logging.getLogger("ml_service.http"), "request", "GET / 200", {"status": 200})
     assert [r.getMessage() for r in caplog.records] == ["GET / 200"]
     assert '"status":200' in stream.getvalue()
 

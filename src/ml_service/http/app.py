@@ -11,8 +11,14 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from starlette.convertors import Convertor, register_url_convertor
-from starlette.routing import BaseRoute, Mount, Route, Router
+from starlette import routing
+from starlette.convertors import (
+    Convertor,
+    PathConvertor,
+    StringConvertor,
+    register_url_convertor,
+)
+from starlette.routing import BaseRoute, Match, Mount, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
@@ -60,6 +66,37 @@ class _Name(Convertor[str]):
 
 register_url_convertor("model", _Name())
 register_url_convertor("version", _Name())
+# Convertors that hand the matched text over as it is: a route using only these needs no
+# conversion step.
+_TEXT = (_Name, StringConvertor, PathConvertor)
+
+
+class Route(routing.Route):
+    """Starlette's route, matching in one step when it can.
+
+    At the top of the table (no root path, no enclosing route's parameters) and with text
+    parameters only, a match is the regular expression's groups as they are; this is every
+    route here, and the prediction routes are matched once per request. Anything else is
+    matched by Starlette itself.
+    """
+
+    def __init__(self, path: str, endpoint: Any, methods: list[str]) -> None:
+        super().__init__(path, endpoint, methods=methods)
+        self.plain = all(isinstance(c, _TEXT) for c in self.param_convertors.values())
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if not self.plain or scope.get("root_path") or "path_params" in scope:
+            return super().matches(scope)
+        if scope["type"] != "http":
+            return Match.NONE, {}
+        found = self.path_regex.match(scope["path"])
+        if found is None:
+            return Match.NONE, {}
+        child = {"endpoint": self.endpoint, "path_params": found.groupdict()}
+        methods = self.methods
+        if methods and scope["method"] not in methods:
+            return Match.PARTIAL, child
+        return Match.FULL, child
 
 
 class App:

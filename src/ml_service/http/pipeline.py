@@ -5,8 +5,8 @@
 cap on requests in progress (503 with `Retry-After`), hands the request to its route, turns any
 exception into the JSON error body (`ml_service.http.responses.service_error`: the one mapping,
 with a logged 500 for anything unexpected), and at the end counts, times and logs it in one
-JSON line. A prediction route leaves what it predicted in the request's `RequestInfo`, so the
-same line names the model, version, dialect and rows.
+JSON line. A prediction route leaves what it predicted in the request's scope (`ANSWERED`), so
+the same line names the model, version, dialect and rows.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import logging
 import re
 import time
 from random import getrandbits
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,6 +28,9 @@ from ml_service.model.schema import FloatArray
 from ml_service.observability.logging import log_event
 from ml_service.predictor import Prediction
 
+if TYPE_CHECKING:
+    from ml_service.repository.registry import LoadedModel
+
 log = logging.getLogger("ml_service.http")
 
 # The version (4) and variant (RFC 4122) bits of a UUID4, as `uuid.UUID(version=4)` sets them.
@@ -37,21 +40,13 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _BEARER = b"bearer "
 # Up to this many rows, the log line carries inputs and outputs (when inputs are logged).
 LOG_ROWS = 10
-INFO_KEY = "ml_service.request"
 RETRY_AFTER = "1"
 
 
-class RequestInfo:
-    """What a route tells the pipeline about the request it answered."""
-
-    __slots__ = ("dialect", "model", "prediction", "rows", "version")
-
-    def __init__(self) -> None:
-        self.dialect = ""
-        self.model = ""
-        self.version = ""
-        self.rows: FloatArray | None = None
-        self.prediction: Prediction | None = None
+# A prediction route leaves (dialect, model, rows, prediction) here for the log line and
+# the metrics; other routes leave nothing.
+ANSWERED = "ml_service.answered"
+Answered = tuple[str, "LoadedModel", FloatArray, Prediction]
 
 
 class Pipeline:
@@ -82,7 +77,6 @@ class Pipeline:
         start = time.perf_counter()
         request_id = _request_id(scope)
         id_header = (b"x-request-id", request_id.encode())
-        info = scope[INFO_KEY] = RequestInfo()
         scope["app"] = self
         status = 0
 
@@ -90,7 +84,11 @@ class Pipeline:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), id_header]
+                headers = message.get("headers")
+                if type(headers) is list:
+                    headers.append(id_header)
+                else:
+                    message["headers"] = [*(headers or ()), id_header]
             await send(message)
 
         tally = self.tally
@@ -114,7 +112,7 @@ class Pipeline:
                 await send_error(respond, error)
         finally:
             tally.in_flight -= 1
-            self._record(scope, info, status, start, request_id)
+            self._record(scope, status, start, request_id)
 
     def _public(self, path: str) -> bool:
         return path in self.public or path.startswith(self.public_prefixes)
@@ -135,17 +133,20 @@ class Pipeline:
         if not matched:
             raise Unauthorized("the API key is not valid")
 
-    def _record(
-        self, scope: Scope, info: RequestInfo, status: int, start: float, request_id: str
-    ) -> None:
+    def _record(self, scope: Scope, status: int, start: float, request_id: str) -> None:
         """Count, time and log one finished request."""
         elapsed = time.perf_counter() - start
         method: str = scope["method"]
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
-        self.tally.request(
-            template, info.dialect, method, status, elapsed, info.model, info.version
-        )
+        answered: Answered | None = scope.get(ANSWERED)
+        if answered is None:
+            self.tally.request(template, "", method, status, elapsed)
+        else:
+            model = answered[1]
+            self.tally.request(
+                template, answered[0], method, status, elapsed, model.name, model.version
+            )
         if not log.isEnabledFor(logging.INFO):
             return
         path: str = scope["path"]
@@ -156,30 +157,28 @@ class Pipeline:
             "latency_ms": round(elapsed * 1000, 3),
             "request_id": request_id,
         }
-        if info.prediction is not None and info.rows is not None:
-            fields.update(prediction_fields(info, info.rows, info.prediction, self.log_inputs))
-        log_event(log, "request", f"{method} {path} {status}", **fields)
+        if answered is not None:
+            fields.update(prediction_fields(answered, self.log_inputs))
+        log_event(log, "request", f"{method} {path} {status}", fields)
 
 
-def prediction_fields(
-    info: RequestInfo, rows: FloatArray, prediction: Prediction, inputs: bool
-) -> dict[str, Any]:
-    """What a request's log line says about its prediction: the model, and the inputs and
-    outputs themselves (small requests, with `inputs`) or their digests."""
-    outputs = prediction.values if prediction.values is not None else prediction.classes
+def prediction_fields(answered: Answered, inputs: bool) -> dict[str, Any]:
+    """What a request's log line says about its prediction: the model version, and the inputs
+    and outputs themselves (small requests, with `inputs`) or the inputs' digest."""
+    dialect, model, rows, prediction = answered
     fields: dict[str, Any] = {
-        "model": info.model,
-        "model_version": info.version,
-        "dialect": info.dialect,
+        "model": model.name,
+        "model_version": model.version,
+        "dialect": dialect,
         "rows": len(rows),
     }
     if inputs and len(rows) <= LOG_ROWS:
         fields["inputs"] = rows
-        fields["outputs"] = outputs
+        fields["outputs"] = (
+            prediction.values if prediction.values is not None else prediction.classes
+        )
     else:
         fields["inputs_sha256"] = hashlib.sha256(rows.tobytes()).hexdigest()
-        if outputs is not None:
-            fields["outputs_sha256"] = hashlib.sha256(outputs.tobytes()).hexdigest()
     return fields
 
 

@@ -11,9 +11,10 @@ from starlette.types import Receive, Scope, Send
 from ml_service.http.body import read_json_body
 from ml_service.http.codecs.base import Codec
 from ml_service.http.jsonbody import parse_json
-from ml_service.http.pipeline import INFO_KEY
+from ml_service.http.pipeline import ANSWERED
 from ml_service.http.responses import dumps, send_json
 from ml_service.http.service import Service
+from ml_service.repository.registry import THREAD_ROWS
 
 
 class PredictEndpoint:
@@ -33,13 +34,12 @@ class PredictEndpoint:
         model = service.registry.resolve(params.get("name"), params.get("version"))
         body = parse_json(await read_json_body(scope, receive, self.limit))
         rows, meta = self.codec.decode(body, model.checker, service.limits)
-        prediction = await model.predict(rows)
+        # One-row requests are the common case: no coroutine for them, a thread for batches.
+        if len(rows) < THREAD_ROWS:
+            prediction = model.predictor.predict(rows)
+        else:
+            prediction = await model.predict(rows)
         model.observe(self.dialect, rows, prediction)
-        info = scope[INFO_KEY]
-        info.dialect = self.dialect
-        info.model = model.name
-        info.version = model.version
-        info.rows = rows
-        info.prediction = prediction
+        scope[ANSWERED] = (self.dialect, model, rows, prediction)
         body = dumps(self.codec.encode(prediction, model, meta))
         await send_json(send, 200, body, model.headers)

@@ -166,9 +166,9 @@ class ModelTally:
         slots = self.rows.get(dialect)
         if slots is None:
             slots = self.rows[dialect] = _slots(ROWS_BUCKETS)
-        count = len(prediction)
-        _add(slots, ROWS_BUCKETS, count)
         values = prediction.values
+        count = len(values) if values is not None else len(prediction)
+        _add(slots, ROWS_BUCKETS, count)
         if values is not None:
             if count == 1:
                 _add(self.predicted, self.buckets, float(values[0]))

@@ -90,12 +90,13 @@ class OpenInference(Codec):
         response: dict[str, Any] = {"model_name": model.name, "model_version": model.version}
         if meta.id is not None:
             response["id"] = meta.id
-        count = len(prediction)
-        if prediction.values is not None:
+        values = prediction.values
+        if values is not None:
             response["outputs"] = [
-                {"name": PREDICT, "datatype": "FP64", "shape": [count], "data": prediction.values}
+                {"name": PREDICT, "datatype": "FP64", "shape": [len(values)], "data": values}
             ]
             return response
+        count = len(prediction)
         wanted = meta.outputs
         outputs: list[dict[str, Any]] = []
         if wanted is None or PREDICT in wanted:
