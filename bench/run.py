@@ -104,9 +104,11 @@ def get(url: str, timeout: float = 1.0) -> tuple[int, bytes]:
         return 0, b""
 
 
-def post(url: str, body: bytes, timeout: float = 30.0) -> tuple[int, Any]:
+def post(
+    url: str, body: bytes, timeout: float = 30.0, headers: tuple[tuple[str, str], ...] = ()
+) -> tuple[int, Any]:
     request = urllib.request.Request(  # noqa: S310 - 127.0.0.1 only
-        url, data=body, method="POST", headers={"content-type": "application/json"}
+        url, data=body, method="POST", headers={"content-type": "application/json", **dict(headers)}
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
@@ -184,6 +186,7 @@ class Kind:
     path: str
     body: bytes
     rows: int
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def request_kinds(schema: Any, model: str) -> tuple[dict[str, Kind], np.ndarray, np.ndarray]:
@@ -239,6 +242,15 @@ def request_kinds(schema: Any, model: str) -> tuple[dict[str, Kind], np.ndarray,
         ),
         Kind("v2 batch", f"/v2/models/{model}/infer", v2(batch), BATCH_ROWS),
     ]
+    kinds.append(
+        Kind(
+            "original keyed",
+            "/predict",
+            kinds[0].body,
+            1,
+            (("Authorization", f"Bearer {API_KEY}"),),
+        )
+    )
     return {k.name: k for k in kinds}, one, batch
 
 
@@ -257,7 +269,12 @@ def predictions_of(answer: Any) -> list[float]:
 
 
 def wrk(
-    url: str, body_file: Path, connections: int, seconds: float, cpu: int | None
+    url: str,
+    body_file: Path,
+    connections: int,
+    seconds: float,
+    cpu: int | None,
+    headers: tuple[tuple[str, str], ...] = (),
 ) -> dict[str, Any]:
     command = pinned(
         cpu,
@@ -274,7 +291,11 @@ def wrk(
             url,
         ],
     )
-    env = {**os.environ, "BENCH_BODY_FILE": str(body_file)}
+    env = {
+        **os.environ,
+        "BENCH_BODY_FILE": str(body_file),
+        "BENCH_HEADERS": "\n".join(f"{name}: {value}" for name, value in headers),
+    }
     done = subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=seconds + 60, check=False
     )
@@ -442,7 +463,7 @@ def service_env(
 def check_answer(
     server: str, kind: Kind, base: str, expected: np.ndarray, results: Results
 ) -> None:
-    status, answer = post(base + kind.path, kind.body)
+    status, answer = post(base + kind.path, kind.body, headers=kind.headers)
     if status != 200:
         results.failures.append(f"{server} {kind.name}: status {status}: {answer!r}"[:400])
         return
@@ -539,6 +560,28 @@ def evaluate(results: Results) -> None:
             results.comparison.append(
                 {"request": run.request, "connections": run.connections, "ratio": round(share, 3)}
             )
+    keyed = find("keys", "original keyed", 64)
+    share = ratio(keyed, predict64) if keyed and predict64 else None
+    target(
+        "single-row /predict at 64 connections with API keys on, share of keys off",
+        round(share, 3) if share is not None else None,
+        0.9,
+        above=True,
+    )
+    numeric, text = find("repository", "v1", 64), find("repository", "text", 64)
+    share = ratio(text, numeric) if text and numeric else None
+    target(
+        "single-row request with text columns, share of a numeric one (same server, V1, 64)",
+        round(share, 3) if share is not None else None,
+        round(1 / 1.5, 3),
+        above=True,
+    )
+    target(
+        f"worker memory after {RELOADS} reloads, share of after the first",
+        results.service.get("rss_reload_ratio"),
+        1.1,
+        above=False,
+    )
     target("cold start to ready, s", results.service.get("cold_start_s"), 2.0, above=False)
     target("resident memory per worker, MB", results.service.get("worker_rss_mb"), 150, above=False)
 
@@ -561,7 +604,7 @@ def markdown(results: Results) -> str:
         "| ratio to floor |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    order = {"floor": 0, "ml-service": 1, "baseline": 2, "fastapi": 3}
+    order = {"floor": 0, "ml-service": 1, "keys": 2, "repository": 3, "baseline": 4, "fastapi": 5}
     for r in sorted(results.runs, key=lambda r: (order.get(r.server, 3), r.rows, r.request)):
         ratio = f"{r.ratio_to_floor:.3f}" if r.ratio_to_floor is not None else ""
         lines.append(
@@ -616,8 +659,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--servers",
-        default="floor,ml-service,fastapi",
-        help="comma-separated: floor, ml-service, fastapi",
+        default="floor,ml-service,keys,repository,fastapi",
+        help="comma-separated: floor, ml-service, keys (ml-service with API keys on), "
+        "repository (the default model beside a model with text columns; live reloads), "
+        "fastapi",
     )
     parser.add_argument("--cold-starts", type=int, default=3)
     parser.add_argument("--log-level", default="info", help="ml-service's ML_SERVICE_LOG_LEVEL")
@@ -630,6 +675,70 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     return parser.parse_args(argv)
+
+
+API_KEY = "bench-api-key-0123456789abcdef"
+TEXT_DATA = ROOT / "data" / "examples" / "homes.csv"
+RELOADS = 20
+
+
+@contextlib.contextmanager
+def model_repository(args: argparse.Namespace, tmp: Path, kinds: dict[str, Kind]) -> Iterator[Path]:
+    """A repository with the default model and one trained from a CSV with text columns and
+    blank cells (data/examples/homes.csv); adds its single-row V1 request as kind `text`."""
+    repository = tmp / "repository"
+    add_version(args.model_dir, repository, "v0", 0)
+    print("bench: training a model with text columns for the repository", flush=True)
+    trained = subprocess.run(
+        [str(args.bin / "ml-service"), "train", "--data", str(TEXT_DATA), "--target", "price",
+         "--name", "homes", "--repository", str(repository)],
+        capture_output=True, text=True, timeout=600, check=True,
+    )  # fmt: skip
+    path = Path(json.loads(trained.stdout.splitlines()[-1])["path"])
+    schema = json.loads((path / "schema.json").read_text())
+    names = [f["name"] for f in schema["features"]]
+    example = {n: schema["examples"][0].get(n) for n in names}
+    body = json.dumps({"instances": [example]}, separators=(",", ":")).encode()
+    kinds["text"] = Kind("text", "/v1/models/homes:predict", body, 1)
+    yield repository
+
+
+def add_version(source: Path, repository: Path, version: str, number: int) -> None:
+    """The artifact at `source` as version `version` of `housing` (its manifest rewritten)."""
+    staging = repository / "housing" / f".{version}"
+    shutil.copytree(source, staging)
+    manifest = json.loads((staging / "manifest.json").read_text())
+    manifest.update(version=version, created_at=f"2030-01-01T{number // 3600:02d}:"
+                    f"{number // 60 % 60:02d}:{number % 60:02d}+00:00")  # fmt: skip
+    (staging / "manifest.json").write_text(json.dumps(manifest))
+    staging.rename(repository / "housing" / version)
+
+
+def reloads(server: Server, repository: Path, model_dir: Path, results: Results) -> None:
+    """RELOADS live loads of new versions of the default model; the worker's memory after the
+    first and after the last (a reload must not leak)."""
+    url = base_url(server) + "/v2/repository/models/housing/load"
+    admin = (("Authorization", f"Bearer {API_KEY}"),)
+    rss: list[float] = []
+    started = time.perf_counter()
+    for number in range(1, RELOADS + 1):
+        add_version(model_dir, repository, f"v{number}", number)
+        status, answer = post(url, b"", headers=admin)
+        if status != 200:
+            results.failures.append(f"reload {number}: status {status}: {answer!r}"[:300])
+            return
+        # Drop the version before last, as a release would: memory must come back too.
+        if number > 1:
+            shutil.rmtree(repository / "housing" / f"v{number - 1}")
+        found = server.worker_rss_mb()
+        if found is not None:
+            rss.append(found)
+    seconds = time.perf_counter() - started
+    results.service["reload_s_median"] = round(seconds / RELOADS, 3)
+    if len(rss) == RELOADS:
+        results.service["rss_after_first_reload_mb"] = round(rss[0], 1)
+        results.service["rss_after_last_reload_mb"] = round(rss[-1], 1)
+        results.service["rss_reload_ratio"] = round(rss[-1] / rss[0], 3)
 
 
 def cold_starts(args: argparse.Namespace, command: list[str], tmp: Path, results: Results) -> None:
@@ -673,13 +782,67 @@ def driven_runs(
         for _ in range(rounds):
             for server, names in plan:
                 for name in names:
-                    url = base_url(server) + kinds[name].path
-                    summary = wrk(url, files[name], connections, seconds, client_cpu)
+                    kind = kinds[name]
+                    url = base_url(server) + kind.path
+                    summary = wrk(url, files[name], connections, seconds, client_cpu, kind.headers)
                     summaries.setdefault((server.name, name), []).append(summary)
         for (server_name, name), runs in summaries.items():
             run = combine(server_name, kinds[name], connections, runs)
             results.runs.append(run)
             report(run)
+
+
+def start_servers(
+    args: argparse.Namespace,
+    stack: contextlib.ExitStack,
+    kinds: dict[str, Kind],
+    server_cpu: int | None,
+    tmp: Path,
+) -> dict[str, tuple[Server, list[str]]]:
+    """Every server `--servers` names (each with the request kinds it is driven with), all
+    pinned to the server core and stopped when `stack` closes."""
+    wanted = args.servers.split(",")
+    service_command = pinned(server_cpu, [str(args.bin / "ml-service"), "serve"])
+    started: dict[str, tuple[Server, list[str]]] = {}
+
+    def start(name: str, command: list[str], env: dict[str, str], port: int, ready: str,
+              names: list[str]) -> None:  # fmt: skip
+        url = f"http://127.0.0.1:{port}{ready}"
+        server = Server(name, command, env, url, args.logs / f"{name}.log")
+        started[name] = (stack.enter_context(running(server)), names)
+
+    def service(name: str, names: list[str], src: Path | None = None, **extra: str) -> None:
+        port = free_port()
+        env = {**service_env(args, port, tmp / f"metrics-{name}", src), **extra}
+        if "ML_SERVICE_MODEL_REPOSITORY" in extra:
+            del env["ML_SERVICE_MODEL_DIR"]
+        start(name, service_command, env, port, "/health/ready", names)
+
+    if "floor" in wanted:
+        port = free_port()
+        command = pinned(server_cpu, gunicorn_command(args.bin, "floor:app", port))
+        start("floor", command, dict(os.environ), port, "/", ["original"])
+    if "ml-service" in wanted:
+        service("ml-service", ["original", "v1", "v2"])
+    if "keys" in wanted:
+        service("keys", ["original keyed"], ML_SERVICE_API_KEYS=API_KEY)
+    if "repository" in wanted:
+        repository = stack.enter_context(model_repository(args, tmp, kinds))
+        service(
+            "repository",
+            ["v1", "text"],
+            ML_SERVICE_MODEL_REPOSITORY=str(repository),
+            ML_SERVICE_DEFAULT_MODEL="housing",
+            ML_SERVICE_ADMIN_TOKEN=API_KEY,
+        )
+    if args.baseline_src:
+        service("baseline", ["original", "v1", "v2"], args.baseline_src)
+    if "fastapi" in wanted:
+        port = free_port()
+        env = {**os.environ, "ML_SERVICE_MODEL_DIR": str(args.model_dir)}
+        command = pinned(server_cpu, gunicorn_command(args.bin, "reference_app:app", port))
+        start("fastapi", command, env, port, "/health/ready", ["original"])
+    return started
 
 
 def run_servers(
@@ -694,60 +857,34 @@ def run_servers(
     turn connection count by connection count, so a change in background load hits the floor
     and the service alike."""
     server_cpu, client_cpu = cpus
-    files: dict[str, Path] = {}
-    for name, kind in kinds.items():
-        files[name] = tmp / f"{name.replace(' ', '-')}.json"
-        files[name].write_bytes(kind.body)
-    wanted = args.servers.split(",")
-    service_command = pinned(server_cpu, [str(args.bin / "ml-service"), "serve"])
-    if "ml-service" in wanted:
+    if "ml-service" in args.servers.split(","):
         print("bench: ml-service cold starts", flush=True)
-        cold_starts(args, service_command, tmp, results)
-    plan: list[tuple[Server, list[str]]] = []
+        command = pinned(server_cpu, [str(args.bin / "ml-service"), "serve"])
+        cold_starts(args, command, tmp, results)
     with contextlib.ExitStack() as stack:
-        if "floor" in wanted:
-            port = free_port()
-            command = pinned(server_cpu, gunicorn_command(args.bin, "floor:app", port))
-            floor = Server(
-                "floor", command, dict(os.environ), f"http://127.0.0.1:{port}/",
-                args.logs / "floor.log",
-            )  # fmt: skip
-            plan.append((stack.enter_context(running(floor)), ["original"]))
-        if "ml-service" in wanted:
-            port = free_port()
-            env = service_env(args, port, tmp / "metrics")
-            service = Server(
-                "ml-service", service_command, env, f"http://127.0.0.1:{port}/health/ready",
-                args.logs / "ml-service.log",
-            )  # fmt: skip
-            single = ["original", "v1", "v2"]
-            plan.append((stack.enter_context(running(service)), single))
-        if args.baseline_src:
-            port = free_port()
-            env = service_env(args, port, tmp / "metrics-baseline", args.baseline_src)
-            baseline = Server(
-                "baseline", service_command, env, f"http://127.0.0.1:{port}/health/ready",
-                args.logs / "baseline.log",
-            )  # fmt: skip
-            plan.append((stack.enter_context(running(baseline)), ["original", "v1", "v2"]))
-        if "fastapi" in wanted:
-            port = free_port()
-            env = {**os.environ, "ML_SERVICE_MODEL_DIR": str(args.model_dir)}
-            command = pinned(server_cpu, gunicorn_command(args.bin, "reference_app:app", port))
-            reference = Server(
-                "fastapi", command, env, f"http://127.0.0.1:{port}/health/ready",
-                args.logs / "fastapi.log",
-            )  # fmt: skip
-            plan.append((stack.enter_context(running(reference)), ["original"]))
+        started = start_servers(args, stack, kinds, server_cpu, tmp)
+        files: dict[str, Path] = {}
+        for name, kind in kinds.items():
+            files[name] = tmp / f"{name.replace(' ', '-')}.json"
+            files[name].write_bytes(kind.body)
+        plan = list(started.values())
         for server, names in plan:
             url = base_url(server)
             if server.name != "floor":  # the floor answers a fixed body by design
                 for name in names:
-                    check_answer(server.name, kinds[name], url, expected["one"], results)
-            wrk(url + kinds[names[0]].path, files[names[0]], 8, args.warmup, client_cpu)
+                    if name != "text":  # another model: its answer is checked for status only
+                        check_answer(server.name, kinds[name], url, expected["one"], results)
+            for name in names:
+                kind = kinds[name]
+                wrk(url + kind.path, files[name], 8, args.warmup, client_cpu, kind.headers)
         print("bench: single-row requests", flush=True)
         driven_runs(args, plan, kinds, files, client_cpu, results)
-        if "ml-service" in wanted:
+        if "repository" in started:
+            print("bench: live reloads", flush=True)
+            server = started["repository"][0]
+            reloads(server, tmp / "repository", args.model_dir, results)
+        if "ml-service" in started:
+            service = started["ml-service"][0]
             rss = service.worker_rss_mb()
             results.service["worker_rss_mb"] = round(rss, 1) if rss is not None else None
             print("bench: 10,000-row batches", flush=True)

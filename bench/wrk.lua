@@ -5,6 +5,11 @@ wrk.method = "POST"
 wrk.body = file:read("*a")
 file:close()
 wrk.headers["Content-Type"] = "application/json"
+-- More headers, one "Name: value" a line, from $BENCH_HEADERS (an API key, say).
+for line in string.gmatch(os.getenv("BENCH_HEADERS") or "", "[^\n]+") do
+  local name, value = string.match(line, "^([^:]+):%s*(.*)$")
+  if name then wrk.headers[name] = value end
+end
 
 done = function(summary, latency, requests)
   local e = summary.errors
