@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,9 @@ from ml_service.model.build import build_model
 from ml_service.model.training import TrainingResult, TrainSettings
 
 ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "data" / "examples"
+# One repeat of 5-fold CV keeps the example models quick; the housing model uses the defaults.
+QUICK = TrainSettings(cv_repeats=1)
 DATA = ROOT / "data" / "housing.csv"
 SCHEMA = ROOT / "data" / "housing.schema.json"
 SAMPLE = json.loads((ROOT / "data" / "sample_request.json").read_text())
@@ -58,3 +62,31 @@ def client(model_dir: Path) -> Iterator[TestClient]:
 @pytest.fixture
 def sample() -> dict[str, dict[str, float]]:
     return json.loads(json.dumps(SAMPLE))
+
+
+@dataclass(frozen=True)
+class Trained:
+    path: Path
+    result: TrainingResult
+
+
+def _train(tmp: pytest.TempPathFactory, name: str, target: str) -> Trained:
+    out = tmp.mktemp(name) / name
+    settings = TrainSettings(target=target, cv_repeats=QUICK.cv_repeats)
+    _, result = build_model(EXAMPLES / f"{name}.csv", out, settings)
+    return Trained(out, result)
+
+
+@pytest.fixture(scope="session")
+def homes(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    return _train(tmp_path_factory, "homes", "price")
+
+
+@pytest.fixture(scope="session")
+def churn(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    return _train(tmp_path_factory, "churn", "churned")
+
+
+@pytest.fixture(scope="session")
+def penguins(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    return _train(tmp_path_factory, "penguins", "species")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.model.conftest import EXAMPLES, ROOT, Trained
+from tests.conftest import Trained
+from tests.model.conftest import EXAMPLES, ROOT
 
 from ml_service.errors import ArtifactError
 from ml_service.model import agreement, artifact

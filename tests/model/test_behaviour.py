@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.model.conftest import Trained
+from tests.conftest import Trained
 
 from ml_service.model import artifact
 from ml_service.model.training import TrainingResult

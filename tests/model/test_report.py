@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from starlette.testclient import TestClient
-from tests.model.conftest import Trained
+from tests.conftest import Trained
 
 from ml_service.config import Settings
 from ml_service.http.app import create_app

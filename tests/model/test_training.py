@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.model.conftest import ROOT, Trained, write_csv
+from tests.conftest import Trained
+from tests.model.conftest import ROOT, write_csv
 
 from ml_service.errors import QualityGateFailed, TrainingError
 from ml_service.model import artifact
