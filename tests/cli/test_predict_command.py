@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.conftest import Trained
 from tests.support.server import BIN, Server, free_port, running_server
 
 from ml_service import client
@@ -128,3 +130,46 @@ def test_unreadable_request_files(tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text("{")
     assert "not valid JSON" in run("--file", str(broken)).stderr
+
+
+def test_a_classifiers_labels_and_probabilities_from_a_csv_with_text_and_blanks(
+    churn: Trained, tmp_path: Path
+) -> None:
+    schema = churn.result.schema
+    names = list(schema.names)
+    first = schema.examples[0]
+    nullable = [f.name for f in schema.features if f.nullable]
+    rows = tmp_path / "rows.csv"
+    cells = [["" if first.get(n) is None else str(first.get(n)) for n in names]]
+    cells.append(["" if n in nullable else cells[0][j] for j, n in enumerate(names)])
+    rows.write_text("\n".join(",".join(r) for r in [names, *cells]) + "\n")
+    with running_server(churn.path, tmp_path) as server:
+        for dialect in ("original", "v1", "v2"):
+            result = run(
+                "--url", server.url, "--model", "churn", "--file", str(rows), "--dialect", dialect
+            )
+            assert result.returncode == 0, result.stderr
+            answer = json.loads(result.stdout)
+            assert set(answer["predictions"]) <= {str(c) for c in schema.target.classes or ()}
+            assert len(answer["probabilities"]) == 2
+
+
+def test_keys_come_from_the_environment_or_a_file(model_dir: Path, tmp_path: Path) -> None:
+    key = "cli-test-key-0123456789"
+    env = {"ML_SERVICE_API_KEYS": key}
+    with running_server(model_dir, tmp_path, env=env) as server:
+        refused = run("--url", server.url, "--retries", "0")
+        assert refused.returncode == 1
+        assert "answered 401" in refused.stderr
+        key_file = tmp_path / "key"
+        key_file.write_text(key + "\n")
+        assert run("--url", server.url, "--api-key-file", str(key_file)).returncode == 0
+        with_env = subprocess.run(
+            [str(BIN / "ml-service"), "predict", "--url", server.url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, "ML_SERVICE_API_KEY": key},
+        )
+        assert with_env.returncode == 0, with_env.stderr
