@@ -3,7 +3,6 @@ and the periodic work that keeps metrics and the registry current."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import logging
@@ -53,26 +52,20 @@ class Service:
 
     @contextlib.asynccontextmanager
     async def _polling(self) -> AsyncIterator[None]:
+        """With `ML_SERVICE_REPOSITORY_POLL_SECONDS`, pick up new versions from the disk."""
         seconds = self.settings.repository_poll_seconds
         if seconds is None:
             yield
             return
 
         async def poll() -> None:
-            while True:
-                await asyncio.sleep(seconds)
-                try:
-                    await self.coordinator.poll()
-                except Exception:
-                    log.exception("repository poll failed", extra={"event": "poll_failed"})
+            try:
+                await self.coordinator.poll()
+            except Exception:
+                log.exception("repository poll failed", extra={"event": "poll_failed"})
 
-        task = asyncio.create_task(poll())
-        try:
+        async with every(seconds, poll, last=False):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     @property
     def ready(self) -> bool:

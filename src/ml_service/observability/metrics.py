@@ -220,8 +220,11 @@ def value_buckets(low: float | None, high: float | None) -> tuple[float, ...]:
 
 
 @contextlib.asynccontextmanager
-async def every(seconds: float, action: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
-    """Run `action` on the event loop every `seconds` while the block runs, and once at its end."""
+async def every(
+    seconds: float, action: Callable[[], Awaitable[None]], last: bool = True
+) -> AsyncIterator[None]:
+    """Run `action` on the event loop every `seconds` while the block runs (and, with `last`,
+    once at its end)."""
 
     async def loop() -> None:
         while True:
@@ -235,7 +238,8 @@ async def every(seconds: float, action: Callable[[], Awaitable[None]]) -> AsyncI
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await action()
+        if last:
+            await action()
 
 
 def _slots(buckets: tuple[float, ...]) -> list[float]:

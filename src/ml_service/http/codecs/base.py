@@ -19,6 +19,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from typing_extensions import override
+
 from ml_service.errors import ClientError
 from ml_service.model.checks import Checker
 from ml_service.model.schema import Feature, FloatArray, ModelSchema
@@ -113,6 +115,38 @@ class Codec(ABC):
     @abstractmethod
     def read(self, body: Any) -> Answer:
         """The predictions in an answer (`ClientError` when it holds none)."""
+
+
+class ListAnswer(Codec):
+    """A dialect that answers `{<answer_key>: [prediction, ...]}`, and a classifier's
+    `"probabilities": [{label: p, ...}, ...]` beside it (the original dialect and KServe V1)."""
+
+    answer_key: ClassVar[str]
+
+    @override
+    def encode(self, prediction: Prediction, model: LoadedModel, meta: Any) -> Any:
+        if prediction.values is not None:
+            return {self.answer_key: prediction.values}
+        return {
+            self.answer_key: labels(prediction, model),
+            "probabilities": probability_maps(prediction, model),
+        }
+
+    @override
+    def response_schema(self, schema: ModelSchema) -> dict[str, Any]:
+        properties: dict[str, Any] = {
+            self.answer_key: {"type": "array", "items": label_schema(schema)}
+        }
+        if schema.target.classes is not None:
+            properties["probabilities"] = probabilities_schema(schema)
+        return {"type": "object", "properties": properties, "required": list(properties)}
+
+    @override
+    def read(self, body: Any) -> Answer:
+        if not isinstance(body, dict):
+            raise ClientError("the answer is not a JSON object")
+        key = self.answer_key
+        return Answer(answer_values(body.get(key), key), body.get("probabilities"))
 
 
 def example_value(feature: Feature) -> Any:

@@ -17,30 +17,23 @@ from typing_extensions import override
 
 from ml_service.errors import ClientError
 from ml_service.http.codecs.base import (
-    Answer,
-    Codec,
     Columns,
     Endpoint,
     Limits,
-    answer_values,
-    label_schema,
-    labels,
-    probabilities_schema,
-    probability_maps,
+    ListAnswer,
     value_schema,
 )
 from ml_service.model.checks import Checker, Problems, check_row_count, invalid, numbers_only
 from ml_service.model.schema import FloatArray, ModelSchema, describe_type
-from ml_service.predictor import Prediction
 
 if TYPE_CHECKING:
     from ml_service.errors import Loc
-    from ml_service.repository.registry import LoadedModel
 
 FORMS: dict[type, str] = {dict: "an object", list: "a list"}
 
 
-class KServeV1(Codec):
+class KServeV1(ListAnswer):
+    answer_key = "predictions"
     dialect = "v1"
     tag = "kserve-v1"
     endpoints = (Endpoint("/v1/models/{name:model}:predict", "Predict (KServe V1)"),)
@@ -49,15 +42,6 @@ class KServeV1(Codec):
     def decode(self, body: Any, checker: Checker, limits: Limits) -> tuple[FloatArray, None]:
         rows = _fast(body, checker, limits.max_rows)
         return (_exact(body, checker, limits) if rows is None else rows), None
-
-    @override
-    def encode(self, prediction: Prediction, model: LoadedModel, meta: None) -> Any:
-        if prediction.values is not None:
-            return {"predictions": prediction.values}
-        return {
-            "predictions": labels(prediction, model),
-            "probabilities": probability_maps(prediction, model),
-        }
 
     @override
     def request_schema(self, schema: ModelSchema) -> dict[str, Any]:
@@ -88,15 +72,6 @@ class KServeV1(Codec):
         }
 
     @override
-    def response_schema(self, schema: ModelSchema) -> dict[str, Any]:
-        properties: dict[str, Any] = {
-            "predictions": {"type": "array", "items": label_schema(schema)}
-        }
-        if schema.target.classes is not None:
-            properties["probabilities"] = probabilities_schema(schema)
-        return {"type": "object", "properties": properties, "required": list(properties)}
-
-    @override
     def path(self, model: str) -> str:
         return f"/v1/models/{model}:predict"
 
@@ -121,14 +96,6 @@ class KServeV1(Codec):
     @override
     def rows(self, body: Any) -> int:
         return len(_instances(body) or [])
-
-    @override
-    def read(self, body: Any) -> Answer:
-        if not isinstance(body, dict):
-            raise ClientError("the answer is not a JSON object")
-        return Answer(
-            answer_values(body.get("predictions"), "predictions"), body.get("probabilities")
-        )
 
 
 def _instances(body: Any) -> Any:

@@ -12,31 +12,24 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from typing_extensions import override
 
-from ml_service.errors import ClientError
 from ml_service.http.codecs.base import (
-    Answer,
-    Codec,
     Columns,
     Endpoint,
     Limits,
-    answer_values,
-    label_schema,
-    labels,
-    probabilities_schema,
-    probability_maps,
+    ListAnswer,
     value_schema,
 )
 from ml_service.model.checks import Checker, Problems, check_row_count, invalid
 from ml_service.model.schema import FloatArray, ModelSchema, describe_type
-from ml_service.predictor import Prediction
 
 if TYPE_CHECKING:
-    from ml_service.repository.registry import LoadedModel
+    pass
 
 FORMS: dict[type, str] = {dict: "an object of row keys to values", list: "a list of values"}
 
 
-class Original(Codec):
+class Original(ListAnswer):
+    answer_key = "prediction"
     dialect = "original"
     tag = "original"
     endpoints = (Endpoint("/predict", "Predict with the default model (original dialect)"),)
@@ -45,15 +38,6 @@ class Original(Codec):
     def decode(self, body: Any, checker: Checker, limits: Limits) -> tuple[FloatArray, None]:
         rows = _fast(body, checker, limits.max_rows)
         return (_exact(body, checker, limits) if rows is None else rows), None
-
-    @override
-    def encode(self, prediction: Prediction, model: LoadedModel, meta: None) -> Any:
-        if prediction.values is not None:
-            return {"prediction": prediction.values}
-        return {
-            "prediction": labels(prediction, model),
-            "probabilities": probability_maps(prediction, model),
-        }
 
     @override
     def request_schema(self, schema: ModelSchema) -> dict[str, Any]:
@@ -76,15 +60,6 @@ class Original(Codec):
         }
 
     @override
-    def response_schema(self, schema: ModelSchema) -> dict[str, Any]:
-        properties: dict[str, Any] = {
-            "prediction": {"type": "array", "items": label_schema(schema)}
-        }
-        if schema.target.classes is not None:
-            properties["probabilities"] = probabilities_schema(schema)
-        return {"type": "object", "properties": properties, "required": list(properties)}
-
-    @override
     def path(self, model: str) -> str:
         return "/predict"
 
@@ -104,13 +79,6 @@ class Original(Codec):
     def rows(self, body: Any) -> int:
         first = next(iter(body.values()))
         return len(first) if isinstance(first, dict | list) else 1
-
-    @override
-    def read(self, body: Any) -> Answer:
-        if not isinstance(body, dict):
-            raise ClientError("the answer is not a JSON object")
-        probabilities = body.get("probabilities")
-        return Answer(answer_values(body.get("prediction"), "prediction"), probabilities)
 
 
 def _fast(body: Any, checker: Checker, max_rows: int) -> FloatArray | None:
