@@ -45,8 +45,14 @@ forwarded_allow_ips = "127.0.0.1"
 preload_app = False
 
 
-def on_starting(server: Any) -> None:  # noqa: ARG001 - gunicorn's hook signature
-    """Start with an empty metrics directory: counts from an earlier run must not leak in."""
+def on_starting(server: Any) -> None:
+    """Start with an empty metrics directory: counts from an earlier run must not leak in.
+
+    And make SIGINT drain like SIGTERM. gunicorn's master answers SIGINT with a quick stop
+    (SIGQUIT to the workers, requests in progress lost), but SIGINT is also what a terminal's
+    Ctrl+C sends the whole process group. A second SIGINT or a SIGQUIT still stops at once.
+    """
+    server.handle_int = server.handle_term
     directory = Path(os.environ[METRICS_DIR_ENV])
     if directory.exists():
         for entry in directory.iterdir():
