@@ -23,7 +23,7 @@ import logging
 import math
 import struct
 import termios
-from asyncio import BaseTransport, TimerHandle, Transport
+from asyncio import BaseTransport, Protocol, TimerHandle, Transport, get_running_loop
 from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -35,8 +35,8 @@ from ml_service.observability.logging import log_event
 log = logging.getLogger("ml_service.server")
 
 # Phases of a connection: waiting for (or receiving) a request's headers, receiving its body,
-# request received (being answered, or answered and idle), and lingering after a 408.
-_HEADERS, _BODY, _RECEIVED, _LINGER = range(4)
+# request received (being answered, or answered and idle).
+_HEADERS, _BODY, _RECEIVED = range(3)
 _NEVER = math.inf
 # libuv timers have millisecond resolution: one may fire a fraction of a millisecond early.
 _EARLY = 0.001
@@ -48,17 +48,18 @@ class TimedHttpProtocol(HttpToolsProtocol):
 
     header_timeout: ClassVar[float] = 10.0
     body_timeout: ClassVar[float] = 30.0
+    _step: ClassVar[float] = 10.0  # the shorter of the two
 
     @classmethod
     def with_timeouts(cls, header: float, body: float) -> type[TimedHttpProtocol]:
         """This protocol with other deadlines (uvicorn instantiates the class it is given)."""
-        return type(cls.__name__, (cls,), {"header_timeout": header, "body_timeout": body})
+        deadlines = {"header_timeout": header, "body_timeout": body, "_step": min(header, body)}
+        return type(cls.__name__, (cls,), deadlines)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._phase = _HEADERS
         self._deadline = _NEVER
-        self._step = min(self.header_timeout, self.body_timeout)
         self._timer: TimerHandle | None = None
         self._closing = False
         self._connected = False
@@ -93,16 +94,14 @@ class TimedHttpProtocol(HttpToolsProtocol):
         self._deadline = _NEVER
         if self._phase == _BODY:
             self._body_late()
-        else:
-            if self._phase == _HEADERS:
-                log_event(
-                    log,
-                    "timeout",
-                    f"request headers not received within {self.header_timeout:g} s; "
-                    "connection closed",
-                    phase="headers",
-                )
-            self.transport.close()
+            return
+        log_event(
+            log,
+            "timeout",
+            f"request headers not received within {self.header_timeout:g} s; connection closed",
+            phase="headers",
+        )
+        self.transport.close()
 
     def _body_late(self) -> None:
         cycle = self.cycle
@@ -136,12 +135,12 @@ class TimedHttpProtocol(HttpToolsProtocol):
             body,
         ]
         self.transport.write(b"".join(content))
-        # Half-close and read on (discarding) for a moment: closing with input still arriving
-        # would reset the connection and could destroy the 408 before the client reads it.
+        # Half-close, and read on (discarding) for a moment: closing with input still arriving
+        # would reset the connection, which can destroy the 408 before the client reads it.
         if self.transport.can_write_eof():
             self.transport.write_eof()
-        self._phase = _LINGER
-        self._wait(LINGER_SECONDS)
+        self.connections.discard(self)
+        self.transport.set_protocol(_Linger(self.transport))
 
     # Connection and parser callbacks
 
@@ -155,10 +154,6 @@ class TimedHttpProtocol(HttpToolsProtocol):
             self._timer.cancel()
             self._timer = None
         super().connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        if self._phase != _LINGER:
-            super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -192,6 +187,20 @@ class TimedHttpProtocol(HttpToolsProtocol):
         idle = self._phase == _RECEIVED and not self.pipeline
         if idle and not _unread_bytes(self.transport):
             self.transport.close()
+
+
+class _Linger(Protocol):
+    """What a connection becomes after a 408: input is discarded, then the connection closed."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self.timer = get_running_loop().call_later(LINGER_SECONDS, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def connection_lost(self, exc: Exception | None) -> None:  # noqa: ARG002
+        self.timer.cancel()
 
 
 def _encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
