@@ -155,6 +155,10 @@ class QualityGateFailed(TrainingError):
     """The trained model is worse than the configured quality gate allows."""
 
 
+class ServerFailed(ServiceError):
+    """`ml-service serve` stopped on a fatal error: a worker could not start (the log says why)."""
+
+
 class ClientError(ServiceError):
     """`ml-service predict` could not get predictions from a service."""
 

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from tests.support.server import running_server
+from gunicorn.arbiter import Arbiter
+from tests.support.apps import BARRIER_ENV
+from tests.support.server import BIN, free_port, running_server
 
 from ml_service.model.artifact import load_serving
+from ml_service.server import APP, CONFIG
 
 pytestmark = pytest.mark.server
+ROOT = Path(__file__).resolve().parents[2]
 JSON = {"content-type": "application/json"}
 
 
@@ -65,6 +72,72 @@ def test_a_tampered_artifact_is_refused_by_name(artifact_copy: Path, tmp_path: P
     assert "model.onnx: modified since training" in server.logs()
 
 
+def stops_on_its_own(
+    command: list[str], model_dir: Path, tmp_path: Path, **extra: str
+) -> tuple[int, str]:
+    """Run a server command that must stop by itself; its exit status and log."""
+    env = {
+        **extra,
+        **os.environ,
+        "PORT": str(free_port()),
+        "ML_SERVICE_MODEL_DIR": str(model_dir),
+        "ML_SERVICE_WORKERS": "2",
+        "ML_SERVICE_METRICS_DIR": str(tmp_path / "metrics"),
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    result = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_a_worker_whose_model_failed_to_load_stops_the_server(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """`state.load_failed` after start-up: the worker fails to boot and the master stops, once,
+    also when both workers fail at the same moment (the second fails during the master's halt)."""
+    command = [str(BIN / "gunicorn"), "--config", CONFIG, "tests.support.apps:load_fails"]
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    code, log = stops_on_its_own(command, model_dir, tmp_path, **{BARRIER_ENV: str(barrier)})
+    assert code == Arbiter.WORKER_BOOT_ERROR, log
+    lines = [json.loads(line) for line in log.splitlines()]
+    fatal = [line for line in lines if line.get("event") == "model_load_fatal"]
+    assert fatal, log
+    assert {line["level"] for line in fatal} == {"critical"}
+    # Not a loop of replacements failing the same way: the two first workers, and the end.
+    assert sum(line["message"].startswith("Booting worker") for line in lines) == 2, log
+    assert "Reason: Worker failed to boot." in log
+    assert "Traceback" not in log
+
+
+def app_reports_load_failures() -> bool:
+    """Whether the served application's state has `load_failed` (its side of the contract)."""
+    module, _, name = APP.partition(":")
+    return hasattr(getattr(importlib.import_module(module), name).state, "load_failed")
+
+
+@pytest.mark.skipif(
+    not app_reports_load_failures(),
+    reason="the application's state does not expose load_failed yet",
+)
+def test_a_corrupted_artifact_makes_serve_exit_non_zero(
+    artifact_copy: Path, tmp_path: Path
+) -> None:
+    """A flipped byte in model.onnx: `ml-service serve` exits 1, saying why, instead of living
+    on unready forever."""
+    onnx = artifact_copy / "model.onnx"
+    data = bytearray(onnx.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    onnx.write_bytes(bytes(data))
+    code, log = stops_on_its_own([str(BIN / "ml-service"), "serve"], artifact_copy, tmp_path)
+    assert code == 1, log
+    assert "model.onnx" in log
+    assert '"event":"model_load_fatal"' in log
+    assert "ml-service serve: error: the server stopped: a worker could not start" in log
+
+
 def chunks(total: int, size: int = 65536) -> Iterator[bytes]:
     sent = 0
     while sent < total:
@@ -101,10 +174,6 @@ def test_sigterm_exits_cleanly(model_dir: Path, tmp_path: Path) -> None:
 
 
 def test_refuses_unsafe_settings_before_starting(model_dir: Path, tmp_path: Path) -> None:
-    import subprocess
-
-    from tests.support.server import BIN
-
     result = subprocess.run(
         [str(BIN / "ml-service"), "serve"],
         capture_output=True,

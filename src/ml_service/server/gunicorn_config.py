@@ -15,6 +15,7 @@ from typing import Any
 
 from ml_service.config import METRICS_DIR_ENV, get_settings
 from ml_service.observability.logging import configure_logging, flush_logs
+from ml_service.server import arbiter
 
 _settings = get_settings()
 configure_logging(_settings.log_level)
@@ -48,11 +49,9 @@ preload_app = False
 def on_starting(server: Any) -> None:
     """Start with an empty metrics directory: counts from an earlier run must not leak in.
 
-    And make SIGINT drain like SIGTERM. gunicorn's master answers SIGINT with a quick stop
-    (SIGQUIT to the workers, requests in progress lost), but SIGINT is also what a terminal's
-    Ctrl+C sends the whole process group. A second SIGINT or a SIGQUIT still stops at once.
+    And stop the way `ml_service.server.arbiter` says.
     """
-    server.handle_int = server.handle_term
+    arbiter.adapt(server)
     directory = Path(os.environ[METRICS_DIR_ENV])
     if directory.exists():
         for entry in directory.iterdir():

@@ -108,7 +108,7 @@ class TimedHttpProtocol(HttpToolsProtocol):
         if cycle.response_started:
             self.transport.close()
             return
-        status, headers, body = error_response(
+        status, _, body = error_response(
             RequestTimeout(f"the request body did not arrive within {self.body_timeout:g} s")
         )
         log_event(
@@ -124,7 +124,7 @@ class TimedHttpProtocol(HttpToolsProtocol):
         cycle.response_complete = True
         cycle.message_event.set()
         content = [STATUS_LINE[status]]
-        for name, value in [*self.server_state.default_headers, *_encoded(headers)]:
+        for name, value in self.server_state.default_headers:
             content += [name, b": ", value, b"\r\n"]
         content += [
             b"content-type: ",
@@ -201,12 +201,6 @@ class _Linger(Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:  # noqa: ARG002
         self.timer.cancel()
-
-
-def _encoded(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
-    return [
-        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
-    ]
 
 
 def _unread_bytes(transport: Transport) -> int:
