@@ -86,10 +86,21 @@ def stops_on_its_own(
         "PYTHONPATH": str(ROOT),
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    result = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    return result.returncode, result.stdout + result.stderr
+    with subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    ) as process:
+        try:
+            log, _ = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # the workers too
+            log, _ = process.communicate()
+            raise AssertionError(f"the server did not stop by itself:\n{log}") from None
+    return process.returncode, log
 
 
 def test_a_worker_whose_model_failed_to_load_stops_the_server(

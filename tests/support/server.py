@@ -76,6 +76,20 @@ def worker_pids(master: int) -> set[int]:
     return pids
 
 
+def tree_rss_mib(master: int) -> float:
+    """Resident memory of `master` and its workers together, in MiB (shared pages counted in
+    each process, as `ps` does)."""
+    kib = 0
+    for pid in {master, *worker_pids(master)}:
+        try:
+            for line in (Path("/proc") / str(pid) / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    kib += int(line.split()[1])
+        except OSError:
+            continue
+    return kib / 1024
+
+
 def process_state(pid: int) -> str:
     """The one-letter state of a process (`T` stopped, `Z` zombie...); `X` once it is gone."""
     try:
