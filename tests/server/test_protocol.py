@@ -135,6 +135,18 @@ def test_a_late_body_gets_408_and_its_connection_closed(server: Server) -> None:
     assert [(line["event"], line["status"]) for line in lines] == [("timeout", 408)] * 2
 
 
+def test_an_early_answer_to_a_closing_connection_reaches_the_client(server: Server) -> None:
+    """A body over the limit is refused before it is read. On a connection that closes after
+    its answer, the client is still uploading: it must read the 413, not a reset."""
+    body = b" " * 20_000_000  # more than the kernel buffers between the two ends hold
+    with Exchange(server.port) as client:
+        head = request("POST", "/predict", body).split(b"\r\n\r\n", 1)[0]
+        answer = client.exchange(head + b"\r\nconnection: close\r\n\r\n" + body)
+        assert answer.status == "413", answer
+        assert "bytes" in answer.json()["error"]
+        poll(client.closed_by_server, "closed after the 413")
+
+
 def test_a_body_in_time_is_answered(server: Server) -> None:
     with Exchange(server.port) as client:
         whole = request("POST", "/predict", SAMPLE)

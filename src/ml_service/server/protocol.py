@@ -135,12 +135,28 @@ class TimedHttpProtocol(HttpToolsProtocol):
             body,
         ]
         self.transport.write(b"".join(content))
-        # Half-close, and read on (discarding) for a moment: closing with input still arriving
-        # would reset the connection, which can destroy the 408 before the client reads it.
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close after a final answer sent before the request has fully arrived.
+
+        Half-close, and read on (discarding) for a moment: closing with input still arriving
+        would reset the connection, which can destroy the answer before the client reads it.
+        """
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.connections.discard(self)
         self.transport.set_protocol(_Linger(self.transport))
+
+    def close_after_request(self) -> None:
+        """How a closing connection's request cycle closes it (see `_ClosingTransport`)."""
+        if self._phase == _RECEIVED:
+            self.transport.close()
+        else:
+            self._linger()
 
     # Connection and parser callbacks
 
@@ -167,6 +183,8 @@ class TimedHttpProtocol(HttpToolsProtocol):
         self._wait(self.body_timeout)
         if self._closing:
             self.cycle.keep_alive = False
+        if not self.cycle.keep_alive:
+            self.cycle.transport = _ClosingTransport(self)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -183,10 +201,31 @@ class TimedHttpProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
             cycle.keep_alive = False
+            cycle.transport = _ClosingTransport(self)
             return
         idle = self._phase == _RECEIVED and not self.pipeline
         if idle and not _unread_bytes(self.transport):
             self.transport.close()
+
+
+class _ClosingTransport(Transport):
+    """The transport as the request cycle of a connection that closes after it sees it: an
+    early answer (413, 503...) to a request still arriving closes by lingering."""
+
+    def __init__(self, protocol: TimedHttpProtocol) -> None:
+        super().__init__()
+        self._protocol = protocol
+        self._transport = protocol.transport
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._transport.write(data)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        if not self._transport.is_closing():
+            self._protocol.close_after_request()
 
 
 class _Linger(Protocol):
