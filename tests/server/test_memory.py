@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.support.inflight import batch_body
 from tests.support.rawhttp import request
 from tests.support.server import Server, running_server, tree_rss_mib
 
@@ -34,13 +35,7 @@ pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
 def batch() -> bytes:
-    instances = [
-        [i % 2, 4.0 + (i % 50) / 10, 200.0 + i % 500, 13.0 + (i % 80) / 10, 390.0, 2.0 + i % 30]
-        for i in range(ROWS)
-    ]
-    return request(
-        "POST", "/v1/models/housing:predict", json.dumps({"instances": instances}).encode()
-    )
+    return request("POST", "/v1/models/housing:predict", batch_body(ROWS))
 
 
 async def upload(port: int, data: bytes) -> str:
