@@ -22,6 +22,7 @@ other exception into one (a foreign HTTP error into its class here, anything une
         ArtifactError           an artifact is missing, tampered with or incompatible
       TrainingError             `ml-service train` cannot go on (exit status 1)
         QualityGateFailed
+      ServerFailed              `ml-service serve` stopped: a worker could not start (exit status 1)
       ClientError               `ml-service predict` got no usable answer
 """
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
+import shutil
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -17,7 +17,7 @@ from tests.support.apps import BARRIER_ENV
 from tests.support.server import BIN, free_port, running_server
 
 from ml_service.model.artifact import load_serving
-from ml_service.server import APP, CONFIG
+from ml_service.server import CONFIG
 
 pytestmark = pytest.mark.server
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,28 +48,6 @@ def test_serves_the_sample_and_logs_json_lines(
     names = load_serving(model_dir).schema.names
     assert request["inputs"] == [[sample[name]["0"] for name in names]]
     assert request["outputs"] == response.json()["prediction"]
-
-
-def test_without_a_model_it_lives_but_is_never_ready(tmp_path: Path) -> None:
-    with running_server(tmp_path / "missing", tmp_path, ready=False) as server:
-        assert httpx.get(server.url + "/health/live").json() == {"live": True}
-        for path in ("/health/ready", "/v2/health/ready"):
-            response = httpx.get(server.url + path)
-            assert response.status_code == 503
-            assert "manifest.json: missing" in response.json()["error"]
-        response = httpx.post(server.url + "/predict", json={"RM": [6]})
-        assert response.status_code == 503
-        assert "model not loaded" in response.json()["error"]
-
-
-def test_a_tampered_artifact_is_refused_by_name(artifact_copy: Path, tmp_path: Path) -> None:
-    onnx = artifact_copy / "model.onnx"
-    onnx.write_bytes(onnx.read_bytes()[:-10] + b"0123456789")
-    with running_server(artifact_copy, tmp_path, ready=False) as server:
-        response = httpx.get(server.url + "/health/ready")
-        assert response.status_code == 503
-        assert "model.onnx: modified since training" in response.json()["error"]
-    assert "model.onnx: modified since training" in server.logs()
 
 
 def stops_on_its_own(
@@ -123,28 +101,29 @@ def test_a_worker_whose_model_failed_to_load_stops_the_server(
     assert "Traceback" not in log
 
 
-def app_reports_load_failures() -> bool:
-    """Whether the served application's state has `load_failed` (its side of the contract)."""
-    module, _, name = APP.partition(":")
-    return hasattr(getattr(importlib.import_module(module), name).state, "load_failed")
-
-
-@pytest.mark.skipif(
-    not app_reports_load_failures(),
-    reason="the application's state does not expose load_failed yet",
-)
-def test_a_corrupted_artifact_makes_serve_exit_non_zero(
-    artifact_copy: Path, tmp_path: Path
-) -> None:
-    """A flipped byte in model.onnx: `ml-service serve` exits 1, saying why, instead of living
-    on unready forever."""
-    onnx = artifact_copy / "model.onnx"
+def flip_a_byte(artifact: Path) -> None:
+    onnx = artifact / "model.onnx"
     data = bytearray(onnx.read_bytes())
     data[len(data) // 2] ^= 0xFF
     onnx.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (flip_a_byte, "model.onnx: modified since training"),
+        (shutil.rmtree, "manifest.json: missing"),
+    ],
+    ids=["flipped-byte", "missing"],
+)
+def test_an_artifact_that_cannot_load_makes_serve_exit_non_zero(
+    artifact_copy: Path, tmp_path: Path, damage: Callable[[Path], None], reason: str
+) -> None:
+    """`ml-service serve` exits 1, saying why, instead of living on unready forever."""
+    damage(artifact_copy)
     code, log = stops_on_its_own([str(BIN / "ml-service"), "serve"], artifact_copy, tmp_path)
     assert code == 1, log
-    assert "model.onnx" in log
+    assert reason in log
     assert '"event":"model_load_fatal"' in log
     assert "ml-service serve: error: the server stopped: a worker could not start" in log
 

@@ -76,14 +76,14 @@ def worker_pids(master: int) -> set[int]:
     return pids
 
 
-def tree_rss_mib(master: int) -> float:
-    """Resident memory of `master` and its workers together, in MiB (shared pages counted in
-    each process, as `ps` does)."""
+def tree_pss_mib(master: int) -> float:
+    """Proportional set size of `master` and its workers together, in MiB: each page counted
+    once across them (a shared page split among the processes that map it)."""
     kib = 0
     for pid in {master, *worker_pids(master)}:
         try:
-            for line in (Path("/proc") / str(pid) / "status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in (Path("/proc") / str(pid) / "smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
                     kib += int(line.split()[1])
         except OSError:
             continue

@@ -28,8 +28,8 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from ml_service.api.responses import JSON_TYPE, error_response
 from ml_service.errors import RequestTimeout
+from ml_service.http.responses import JSON_TYPE, error_response
 from ml_service.observability.logging import log_event
 
 log = logging.getLogger("ml_service.server")
@@ -108,7 +108,7 @@ class TimedHttpProtocol(HttpToolsProtocol):
         if cycle.response_started:
             self.transport.close()
             return
-        status, _, body = error_response(
+        status, headers, body = error_response(
             RequestTimeout(f"the request body did not arrive within {self.body_timeout:g} s")
         )
         log_event(
@@ -124,7 +124,7 @@ class TimedHttpProtocol(HttpToolsProtocol):
         cycle.response_complete = True
         cycle.message_event.set()
         content = [STATUS_LINE[status]]
-        for name, value in self.server_state.default_headers:
+        for name, value in [*self.server_state.default_headers, *headers]:
             content += [name, b": ", value, b"\r\n"]
         content += [
             b"content-type: ",

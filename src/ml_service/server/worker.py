@@ -34,6 +34,7 @@ from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
 
 from ml_service.config import get_settings
+from ml_service.errors import ServiceError
 from ml_service.server.protocol import TimedHttpProtocol
 
 log = logging.getLogger("ml_service.server")
@@ -48,11 +49,23 @@ class ModelLifespan(LifespanOn):
         if self.should_exit or not getattr(state, "load_failed", False):
             return
         log.critical(
-            "the model could not load: stopping the server so that it is restarted or flagged",
+            "the model could not load (%s): stopping the server so that it is restarted or flagged",
+            _why_not_ready(state),
             extra={"event": "model_load_fatal"},
         )
         await self.shutdown()
         self.should_exit = True
+
+
+def _why_not_ready(state: Any) -> str:
+    """What the application's readiness check says (its 503 message)."""
+    try:
+        state.require_ready()
+    except ServiceError as exc:
+        return exc.message
+    except AttributeError:
+        pass
+    return "no reason given"
 
 
 class DrainingServer(Server):
