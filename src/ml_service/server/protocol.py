@@ -95,13 +95,13 @@ class TimedHttpProtocol(HttpToolsProtocol):
         if self._phase == _BODY:
             self._body_late()
             return
+        self.transport.close()
         log_event(
             log,
             "timeout",
             f"request headers not received within {self.header_timeout:g} s; connection closed",
-            phase="headers",
+            {"phase": "headers"},
         )
-        self.transport.close()
 
     def _body_late(self) -> None:
         cycle = self.cycle
@@ -110,14 +110,6 @@ class TimedHttpProtocol(HttpToolsProtocol):
             return
         status, headers, body = error_response(
             RequestTimeout(f"the request body did not arrive within {self.body_timeout:g} s")
-        )
-        log_event(
-            log,
-            "timeout",
-            f"{cycle.scope['method']} {cycle.scope['path']} {status}",
-            phase="body",
-            status=status,
-            path=cycle.scope["path"],
         )
         # The application's next receive() reports a disconnect, and nothing it sends goes out.
         cycle.disconnected = True
@@ -136,6 +128,12 @@ class TimedHttpProtocol(HttpToolsProtocol):
         ]
         self.transport.write(b"".join(content))
         self._linger()
+        log_event(
+            log,
+            "timeout",
+            f"{cycle.scope['method']} {cycle.scope['path']} {status}",
+            {"phase": "body", "status": status, "path": cycle.scope["path"]},
+        )
 
     def _linger(self) -> None:
         """Close after a final answer sent before the request has fully arrived.
