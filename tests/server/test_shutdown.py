@@ -183,7 +183,10 @@ def test_drain_answers_every_request_that_reached_the_server(
         while probes[-1] != "ConnectionRefusedError":
             assert time.monotonic() < sent_at + 10, f"still accepting: {probes}"
             probes.append(connect_status(port))
-        assert set(probes) <= {"503", "ConnectionRefusedError"}, probes
+        # The one exception: a connection the kernel completes in the instant the last
+        # listener closes is reset with it (docs/kubernetes.md); only the probe in flight then.
+        assert set(probes[:-2]) <= {"503"}, probes
+        assert probes[-2:-1] in ([], ["503"], ["ConnectionResetError"]), probes
         for client in uploading:
             waiting.setdefault("uploading", []).append(pool.submit(client.exchange, batch[-1:]))
         for client in heading:
