@@ -144,6 +144,21 @@ class Settings(BaseSettings):
     )
     docs: bool = Field(True, description="Serve /docs and /openapi.json.")
 
+    # Slow clients: how long a connection may take to deliver a request. Each is a total, not
+    # an idle gap, so trickling one byte at a time does not keep a connection (or a drain) open.
+    header_timeout: float = Field(
+        10.0,
+        ge=1,
+        le=120,
+        description="Seconds a request's line and headers may take to arrive; then it is closed.",
+    )
+    body_timeout: float = Field(
+        30.0,
+        ge=1,
+        le=600,
+        description="Seconds a request's body may take to arrive; then 408 and it is closed.",
+    )
+
     @field_validator("host")
     @classmethod
     def _no_wildcard_ipv6_scope(cls, value: str) -> str:

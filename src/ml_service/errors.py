@@ -22,6 +22,7 @@ other exception into one (a foreign HTTP error into its class here, anything une
         ArtifactError           an artifact is missing, tampered with or incompatible
       TrainingError             `ml-service train` cannot go on (exit status 1)
         QualityGateFailed
+      ServerFailed              `ml-service serve` stopped: a worker could not start (exit status 1)
       ClientError               `ml-service predict` got no usable answer
 """
 
@@ -153,6 +154,10 @@ class TrainingError(ServiceError):
 
 class QualityGateFailed(TrainingError):
     """The trained model is worse than the configured quality gate allows."""
+
+
+class ServerFailed(ServiceError):
+    """`ml-service serve` stopped on a fatal error: a worker could not start (the log says why)."""
 
 
 class ClientError(ServiceError):

@@ -116,7 +116,11 @@ def test_unreachable_service_is_retried_then_fails() -> None:
 
 def test_not_ready_is_retried_with_backoff(tmp_path: Path) -> None:
     delays: list[float] = []
-    with running_server(tmp_path / "none", tmp_path, ready=False) as down:
+    # An empty model repository: the server lives, and answers 503 until a model appears.
+    empty = tmp_path / "repository"
+    empty.mkdir()
+    env = {"ML_SERVICE_MODEL_REPOSITORY": str(empty)}
+    with running_server(None, tmp_path, env=env, ready=False) as down:
         request = client.classify({"RM": {"0": 6}}, "test")
         with pytest.raises(ClientError, match="answered 503"):
             client.predict(down.url, request, retries=4, sleep=delays.append)

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from tests.support.server import running_server
+from gunicorn.arbiter import Arbiter
+from tests.support.apps import BARRIER_ENV
+from tests.support.server import BIN, free_port, running_server
 
 from ml_service.model.artifact import load_serving
+from ml_service.server import CONFIG
 
 pytestmark = pytest.mark.server
+ROOT = Path(__file__).resolve().parents[2]
 JSON = {"content-type": "application/json"}
 
 
@@ -43,26 +50,82 @@ def test_serves_the_sample_and_logs_json_lines(
     assert request["outputs"] == response.json()["prediction"]
 
 
-def test_without_a_model_it_lives_but_is_never_ready(tmp_path: Path) -> None:
-    with running_server(tmp_path / "missing", tmp_path, ready=False) as server:
-        assert httpx.get(server.url + "/health/live").json() == {"live": True}
-        for path in ("/health/ready", "/v2/health/ready"):
-            response = httpx.get(server.url + path)
-            assert response.status_code == 503
-            assert "manifest.json: missing" in response.json()["error"]
-        response = httpx.post(server.url + "/predict", json={"RM": [6]})
-        assert response.status_code == 503
-        assert "model not loaded" in response.json()["error"]
+def stops_on_its_own(
+    command: list[str], model_dir: Path, tmp_path: Path, **extra: str
+) -> tuple[int, str]:
+    """Run a server command that must stop by itself; its exit status and log."""
+    env = {
+        **extra,
+        **os.environ,
+        "PORT": str(free_port()),
+        "ML_SERVICE_MODEL_DIR": str(model_dir),
+        "ML_SERVICE_WORKERS": "2",
+        "ML_SERVICE_METRICS_DIR": str(tmp_path / "metrics"),
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    with subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    ) as process:
+        try:
+            log, _ = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # the workers too
+            log, _ = process.communicate()
+            raise AssertionError(f"the server did not stop by itself:\n{log}") from None
+    return process.returncode, log
 
 
-def test_a_tampered_artifact_is_refused_by_name(artifact_copy: Path, tmp_path: Path) -> None:
-    onnx = artifact_copy / "model.onnx"
-    onnx.write_bytes(onnx.read_bytes()[:-10] + b"0123456789")
-    with running_server(artifact_copy, tmp_path, ready=False) as server:
-        response = httpx.get(server.url + "/health/ready")
-        assert response.status_code == 503
-        assert "model.onnx: modified since training" in response.json()["error"]
-    assert "model.onnx: modified since training" in server.logs()
+def test_a_worker_whose_model_failed_to_load_stops_the_server(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """`state.load_failed` after start-up: the worker fails to boot and the master stops, once,
+    also when both workers fail at the same moment (the second fails during the master's halt)."""
+    command = [str(BIN / "gunicorn"), "--config", CONFIG, "tests.support.apps:load_fails"]
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    code, log = stops_on_its_own(command, model_dir, tmp_path, **{BARRIER_ENV: str(barrier)})
+    assert code == Arbiter.WORKER_BOOT_ERROR, log
+    lines = [json.loads(line) for line in log.splitlines()]
+    fatal = [line for line in lines if line.get("event") == "model_load_fatal"]
+    assert fatal, log
+    assert {line["level"] for line in fatal} == {"critical"}
+    # Not a loop of replacements failing the same way: the two first workers, and the end.
+    assert sum(line["message"].startswith("Booting worker") for line in lines) == 2, log
+    assert "Reason: Worker failed to boot." in log
+    assert "Traceback" not in log
+
+
+def flip_a_byte(artifact: Path) -> None:
+    onnx = artifact / "model.onnx"
+    data = bytearray(onnx.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    onnx.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (flip_a_byte, "model.onnx: modified since training"),
+        (shutil.rmtree, "manifest.json: missing"),
+    ],
+    ids=["flipped-byte", "missing"],
+)
+def test_an_artifact_that_cannot_load_makes_serve_exit_non_zero(
+    artifact_copy: Path, tmp_path: Path, damage: Callable[[Path], None], reason: str
+) -> None:
+    """`ml-service serve` exits 1, saying why, instead of living on unready forever."""
+    damage(artifact_copy)
+    code, log = stops_on_its_own([str(BIN / "ml-service"), "serve"], artifact_copy, tmp_path)
+    assert code == 1, log
+    assert reason in log
+    assert '"event":"model_load_fatal"' in log
+    assert "ml-service serve: error: the server stopped: a worker could not start" in log
 
 
 def chunks(total: int, size: int = 65536) -> Iterator[bytes]:
@@ -101,10 +164,6 @@ def test_sigterm_exits_cleanly(model_dir: Path, tmp_path: Path) -> None:
 
 
 def test_refuses_unsafe_settings_before_starting(model_dir: Path, tmp_path: Path) -> None:
-    import subprocess
-
-    from tests.support.server import BIN
-
     result = subprocess.run(
         [str(BIN / "ml-service"), "serve"],
         capture_output=True,

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.support.inflight import batch_body
-from tests.support.server import Server, running_server
+from tests.support.server import Server, running_server, worker_pids
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = (ROOT / "data" / "sample_request.json").read_bytes()
@@ -35,21 +35,6 @@ class Outcome:
     start: float
     end: float
     result: str
-
-
-def worker_pids(master: int) -> set[int]:
-    """Process ids of the master's children (its workers), from /proc (Linux)."""
-    pids = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == master:
-            pids.add(int(entry.name))
-    return pids
 
 
 def wait_for_workers(master: int, count: int, exclude: set[int], deadline: float) -> set[int]:

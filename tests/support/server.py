@@ -1,4 +1,9 @@
-"""A real `ml-service serve` process on a free port, for tests that need the real thing."""
+"""A real `ml-service serve` process on a free port, for tests that need the real thing.
+
+Also what such tests look at from outside (Linux /proc): the master's workers, their state and
+pending signals, and the server's side of each TCP connection (accepted or still in the listen
+backlog, bytes not read yet).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +30,95 @@ def free_port() -> int:
         return port
 
 
+@dataclass(frozen=True)
+class Peer:
+    """The server's side of one TCP connection, as the kernel reports it."""
+
+    accepted: bool  # False: complete, but still waiting in the listen backlog
+    unread: int  # bytes received that the server process has not read yet
+
+
+def peers(port: int) -> dict[int, Peer]:
+    """Established connections to local `port`, by the client's port (from /proc/net/tcp)."""
+    found = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, remote, state, queues, inode = (
+                fields[1],
+                fields[2],
+                fields[3],
+                fields[4],
+                fields[9],
+            )
+            if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
+                unread = int(queues.split(":")[1], 16)
+                found[int(remote.rsplit(":", 1)[1], 16)] = Peer(inode != "0", unread)
+    return found
+
+
+def worker_pids(master: int) -> set[int]:
+    """Process ids of the master's children (its workers)."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == master:
+            pids.add(int(entry.name))
+    return pids
+
+
+def tree_pss_mib(master: int) -> float:
+    """Proportional set size of `master` and its workers together, in MiB: each page counted
+    once across them (a shared page split among the processes that map it)."""
+    kib = 0
+    for pid in {master, *worker_pids(master)}:
+        try:
+            for line in (Path("/proc") / str(pid) / "smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    kib += int(line.split()[1])
+        except OSError:
+            continue
+    return kib / 1024
+
+
+def process_state(pid: int) -> str:
+    """The one-letter state of a process (`T` stopped, `Z` zombie...); `X` once it is gone."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "X"
+
+
+def pending_signals(pid: int) -> set[signal.Signals]:
+    """Signals sent to process `pid` that it has not handled yet (it may be stopped)."""
+    mask = 0
+    try:
+        for line in (Path("/proc") / str(pid) / "status").read_text().splitlines():
+            if line.startswith(("SigPnd:", "ShdPnd:")):
+                mask |= int(line.split()[1], 16)
+    except OSError:
+        return set()
+    return {sig for sig in signal.Signals if mask >> (sig - 1) & 1}
+
+
+def poll(condition: Callable[[], object], what: str, deadline: float = 30.0) -> None:
+    """Wait (bounded) until `condition()` is true; fail saying `what` never happened."""
+    end = time.monotonic() + deadline
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"never: {what}")
+        time.sleep(0.005)
+
+
 @dataclass
 class Server:
     """A running server: its URL, process and log file."""
@@ -32,6 +126,10 @@ class Server:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")

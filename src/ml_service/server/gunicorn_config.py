@@ -15,6 +15,7 @@ from typing import Any
 
 from ml_service.config import METRICS_DIR_ENV, get_settings
 from ml_service.observability.logging import configure_logging, flush_logs
+from ml_service.server import arbiter
 
 _settings = get_settings()
 configure_logging(_settings.log_level)
@@ -45,8 +46,12 @@ forwarded_allow_ips = "127.0.0.1"
 preload_app = False
 
 
-def on_starting(server: Any) -> None:  # noqa: ARG001 - gunicorn's hook signature
-    """Start with an empty metrics directory: counts from an earlier run must not leak in."""
+def on_starting(server: Any) -> None:
+    """Start with an empty metrics directory: counts from an earlier run must not leak in.
+
+    And stop the way `ml_service.server.arbiter` says.
+    """
+    arbiter.adapt(server)
     directory = Path(os.environ[METRICS_DIR_ENV])
     if directory.exists():
         for entry in directory.iterdir():
