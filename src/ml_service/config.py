@@ -102,6 +102,13 @@ class Settings(BaseSettings):
         le=100_000,
         description="Requests one worker handles at once; more get 503 with Retry-After.",
     )
+    max_body_bytes_in_progress: int = Field(
+        16 * 1_048_576,
+        ge=1024,
+        le=4096 * 1_048_576,
+        description="Bytes of prediction bodies one worker holds at once (at least the body "
+        "limit); a request that would pass it gets 503 with Retry-After, unless it is alone.",
+    )
     log_inputs: bool = Field(
         False,
         description="Log the input and output values of small prediction requests; when false "
@@ -209,6 +216,14 @@ class Settings(BaseSettings):
             raise ValueError("set ML_SERVICE_API_KEYS or ML_SERVICE_API_KEYS_FILE, not both")
         if self.api_keys is not None:
             _check_keys(self.api_keys.get_secret_value().split(","), "ML_SERVICE_API_KEYS")
+        return self
+
+    @model_validator(mode="after")
+    def _room_for_one_body(self) -> Self:
+        if self.max_body_bytes_in_progress < self.max_body_bytes:
+            raise ValueError(
+                "ML_SERVICE_MAX_BODY_BYTES_IN_PROGRESS must be at least ML_SERVICE_MAX_BODY_BYTES"
+            )
         return self
 
     def api_key_set(self) -> tuple[bytes, ...]:

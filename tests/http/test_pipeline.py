@@ -172,3 +172,51 @@ def test_past_the_cap_on_requests_in_progress_the_worker_sheds_load(model_dir: P
     assert "busy" in error["error"]
     assert refused.headers["retry-after"] == "1"
     assert probe.status_code == 200
+
+
+def test_past_the_bytes_in_progress_large_bodies_wait_and_small_ones_go_on(
+    model_dir: Path,
+) -> None:
+    """A large upload holds the worker's byte budget; another large one is asked to retry, a
+    one-row request is still answered."""
+    rows = 2000
+    big = json.dumps({n: [SAMPLE[n]["0"]] * rows for n in SAMPLE}).encode()
+    small = json.dumps(SAMPLE).encode()
+    settings = Settings(
+        model_dir=model_dir, max_body_bytes=len(big) + 10, max_body_bytes_in_progress=len(big) + 500
+    )
+    app = create_app(settings)
+
+    async def scenario() -> tuple[httpx.Response, ...]:
+        release = asyncio.Event()
+
+        async def slow_body() -> Any:
+            await release.wait()
+            yield big
+
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.state.running(),
+            httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+        ):
+            headers = {"content-length": str(len(big))}
+            held = asyncio.create_task(
+                client.post("/predict", content=slow_body(), headers=headers)
+            )
+            while app.state.budget.held < len(big):
+                await asyncio.sleep(0)
+            refused = await client.post("/predict", content=big)
+            answered = await client.post("/predict", content=small)
+            release.set()
+            done = await held
+            after = await client.post("/predict", content=big)
+            return done, refused, answered, after
+
+    held, refused, answered, after = asyncio.run(scenario())
+    assert held.status_code == 200
+    assert len(held.json()["prediction"]) == rows
+    assert "bytes of requests in progress" in assert_json_error(refused, 503)["error"]
+    assert refused.headers["retry-after"] == "1"
+    assert answered.status_code == 200
+    assert after.status_code == 200, "the budget is given back once answered"
+    assert app.state.budget.held == 0

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ml_service.errors import NotReady, Unauthorized
-from ml_service.http.body import ClientGone
+from ml_service.http.body import RETRY_AFTER, ClientGone
 from ml_service.http.responses import send_error, service_error
 from ml_service.model.schema import FloatArray
 from ml_service.observability.logging import log_event
@@ -40,7 +40,6 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _BEARER = b"bearer "
 # Up to this many rows, the log line carries inputs and outputs (when inputs are logged).
 LOG_ROWS = 10
-RETRY_AFTER = "1"
 
 
 # A prediction route leaves (dialect, model, rows, prediction) here for the log line and

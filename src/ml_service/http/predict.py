@@ -14,7 +14,7 @@ from ml_service.http.jsonbody import parse_json
 from ml_service.http.pipeline import ANSWERED
 from ml_service.http.responses import dumps, send_json
 from ml_service.http.service import Service
-from ml_service.repository.registry import THREAD_ROWS
+from ml_service.repository.registry import THREAD_ROWS, LoadedModel
 
 
 class PredictEndpoint:
@@ -32,8 +32,17 @@ class PredictEndpoint:
         service = self.service
         params = scope["path_params"]
         model = service.registry.resolve(params.get("name"), params.get("version"))
-        body = parse_json(await read_json_body(scope, receive, self.limit))
-        rows, meta = self.codec.decode(body, model.checker, service.limits)
+        raw, taken = await read_json_body(scope, receive, self.limit, service.budget)
+        try:
+            await self._answer(scope, send, model, raw)
+        finally:
+            service.budget.give(taken)
+
+    async def _answer(self, scope: Scope, send: Send, model: LoadedModel, raw: bytes) -> None:
+        body = parse_json(raw)
+        del raw
+        rows, meta = self.codec.decode(body, model.checker, self.service.limits)
+        del body  # the parsed JSON of a large batch is many times its rows: free it now
         # One-row requests are the common case: no coroutine for them, a thread for batches.
         if len(rows) < THREAD_ROWS:
             prediction = model.predictor.predict(rows)
@@ -41,5 +50,5 @@ class PredictEndpoint:
             prediction = await model.predict(rows)
         model.observe(self.dialect, rows, prediction)
         scope[ANSWERED] = (self.dialect, model, rows, prediction)
-        body = dumps(self.codec.encode(prediction, model, meta))
-        await send_json(send, 200, body, model.headers)
+        answer = dumps(self.codec.encode(prediction, model, meta))
+        await send_json(send, 200, answer, model.headers)

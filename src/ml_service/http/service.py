@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 from ml_service.config import Settings
 from ml_service.errors import NotReady
+from ml_service.http.body import Budget
 from ml_service.http.codecs.base import Limits
 from ml_service.observability.metrics import FLUSH_SECONDS, Tally, every
 from ml_service.repository.registry import Registry
@@ -27,6 +28,7 @@ class Service:
         self.coordinator = Coordinator(self.registry, shared_dir())
         self.tally = Tally()
         self.limits = Limits(settings.max_rows, settings.max_error_details)
+        self.budget = Budget(settings.max_body_bytes_in_progress)
         self.api_keys = settings.api_key_set()
         self.draining = False
         self.load_failed = False
