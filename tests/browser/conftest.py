@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,8 +61,18 @@ class Visit:
 
     page: Any
     requests: list[str] = field(default_factory=list)
+    authorized: list[str] = field(default_factory=list)
     console_errors: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
+
+    def saw(self, request: Any) -> None:
+        self.requests.append(request.url)
+        if "authorization" in request.headers:
+            self.authorized.append(request.url)
+
+    def ready(self) -> None:
+        """Wait until the page has drawn its model from the API."""
+        self.page.locator("#model").wait_for(state="visible")
 
     def screenshot(self, name: str) -> Path:
         """Keep a full-page screenshot of the current state as a test artifact."""
@@ -71,15 +82,16 @@ class Visit:
         return path
 
 
-@pytest.fixture
-def visit(browser: Any, server: Server) -> Iterator[Visit]:
+@contextmanager
+def visiting(browser: Any, server: Server) -> Iterator[Visit]:
+    """A fresh browser context (its own session storage) on `server`."""
     context = browser.new_context(
         base_url=server.url, accept_downloads=True, viewport={"width": 1280, "height": 900}
     )
     page = context.new_page()
     page.set_default_timeout(10_000)
     seen = Visit(page)
-    page.on("request", lambda request: seen.requests.append(request.url))
+    page.on("request", seen.saw)
     page.on(
         "console",
         lambda message: (
@@ -87,5 +99,14 @@ def visit(browser: Any, server: Server) -> Iterator[Visit]:
         ),
     )
     page.on("pageerror", lambda error: seen.page_errors.append(str(error)))
-    yield seen
-    context.close()
+    try:
+        yield seen
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def visit(browser: Any, server: Server) -> Iterator[Visit]:
+    """The page on this module's `server`."""
+    with visiting(browser, server) as seen:
+        yield seen
