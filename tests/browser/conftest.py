@@ -6,6 +6,7 @@ Without it the browser tests are skipped here, but fail on CI (`CI=true`), where
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,12 +75,42 @@ class Visit:
         """Wait until the page has drawn its model from the API."""
         self.page.locator("#model").wait_for(state="visible")
 
+    def upload(self, path: Path) -> None:
+        """Send a CSV file through the page's batch form."""
+        self.page.locator("#csv-file").set_input_files(str(path))
+        self.page.get_by_role("button", name="Predict the file").click()
+
+    def download(self, tmp_path: Path) -> list[dict[str, str]]:
+        """The last batch's predictions, downloaded as the page offers them."""
+        with self.page.expect_download() as download_info:
+            self.page.get_by_role("button", name="Download the predictions as CSV").click()
+        saved = tmp_path / "predictions.csv"
+        download_info.value.save_as(saved)
+        with saved.open(newline="") as handle:
+            return list(csv.DictReader(handle))
+
+    def plots_shown(self, count: int) -> None:
+        """Wait until `count` plots of the model card have loaded."""
+        self.page.wait_for_function(
+            "n => [...document.querySelectorAll('#plots img')].filter(i => i.naturalWidth > 0)"
+            ".length === n",
+            arg=count,
+        )
+
     def screenshot(self, name: str) -> Path:
         """Keep a full-page screenshot of the current state as a test artifact."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"
         self.page.screenshot(path=str(path), full_page=True)
         return path
+
+
+def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
 
 
 @contextmanager

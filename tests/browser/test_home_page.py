@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.browser.conftest import ROOT, Visit
+from tests.browser.conftest import ROOT, Visit, write_csv
 from tests.support.server import Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow]
@@ -74,10 +74,7 @@ def test_page_is_drawn_from_the_api_and_stays_on_this_host(visit: Visit, server:
     assert isinstance(metrics, dict)
     assert held_out == [f"{metrics[m]:.3f}" for m in ("rmse", "mae", "r2")]
     assert "±" in page.locator("#metrics-table tbody tr").nth(1).inner_text()
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('#card img')].filter(i => i.naturalWidth > 0)"
-        ".length === 4"
-    )
+    visit.plots_shown(4)
     alts = page.eval_on_selector_all("#card img", "imgs => imgs.map(i => i.alt)")
     assert "Residuals" in " ".join(alts)
 
@@ -106,6 +103,7 @@ def test_sample_house_is_predicted_in_plain_units(visit: Visit, server: Server) 
     assert shown == plain_dollars(api)
     assert f"MEDV {api:.2f}" in page.locator("#result").inner_text()
     assert visit.console_errors == []
+    visit.plots_shown(4)
     shot = visit.screenshot("prediction")
     if not README_IMAGE.exists() or os.environ.get("UPDATE_SCREENSHOTS") == "1":
         README_IMAGE.parent.mkdir(parents=True, exist_ok=True)
@@ -166,17 +164,12 @@ def test_csv_upload_predicts_good_rows_and_lists_bad_ones(visit: Visit, tmp_path
         rows = list(csv.DictReader(handle))[:7]
     rows[5]["RM"] = "0"
     rows[6]["TAX"] = "abc"
-    upload = tmp_path / "houses.csv"
-    with upload.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    upload = write_csv(tmp_path / "houses.csv", rows)
 
     page = visit.page
     page.goto("/")
     assert "ml-service score --model" in page.locator("#batch").inner_text()
-    page.locator("#csv-file").set_input_files(str(upload))
-    page.get_by_role("button", name="Predict the file").click()
+    visit.upload(upload)
     page.locator("#batch-results").wait_for()
     assert visit.page_errors == []
     assert page.locator("#batch-results tbody tr").count() == 7
@@ -190,12 +183,7 @@ def test_csv_upload_predicts_good_rows_and_lists_bad_ones(visit: Visit, tmp_path
     assert page.locator("#batch-results tr.bad").count() == 2
     visit.screenshot("batch")
 
-    with page.expect_download() as download_info:
-        page.get_by_role("button", name="Download the predictions as CSV").click()
-    saved = tmp_path / "predictions.csv"
-    download_info.value.save_as(saved)
-    with saved.open(newline="") as handle:
-        got = list(csv.DictReader(handle))
+    got = visit.download(tmp_path)
     assert len(got) == 7
     assert all(float(r["MEDV"]) > 0 for r in got[:5])
     assert got[5]["MEDV"] == ""
@@ -228,8 +216,7 @@ def test_files_over_the_page_limits_point_to_the_command_line(visit: Visit, tmp_
     limits = page.evaluate("JSON.parse(document.getElementById('page-config').textContent).batch")
     many = tmp_path / "many.csv"
     many.write_text(header + first * (limits["maxRows"] + 1))
-    page.locator("#csv-file").set_input_files(str(many))
-    page.get_by_role("button", name="Predict the file").click()
+    visit.upload(many)
     status = page.locator("#batch-status")
     page.wait_for_function("() => document.getElementById('batch-status').textContent")
     assert f"has {limits['maxRows'] + 1:,} rows" in status.inner_text()
@@ -238,8 +225,7 @@ def test_files_over_the_page_limits_point_to_the_command_line(visit: Visit, tmp_
 
     big = tmp_path / "big.csv"
     big.write_text(header + " " * limits["maxBytes"] + "\n")
-    page.locator("#csv-file").set_input_files(str(big))
-    page.get_by_role("button", name="Predict the file").click()
+    visit.upload(big)
     page.wait_for_function(
         "() => document.getElementById('batch-status').textContent.includes('bytes')"
     )

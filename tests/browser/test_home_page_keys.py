@@ -58,10 +58,7 @@ def test_the_page_asks_once_then_works_and_forgets(visit: Visit, server: Server)
     visit.ready()
     assert stored(visit) == KEY
     assert page.get_by_role("dialog").count() == 0
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('#card img')].filter(i => i.naturalWidth > 0)"
-        ".length === 4"
-    )
+    visit.plots_shown(4)
     page.get_by_role("button", name="Fill with sample 1").click()
     page.get_by_role("button", name="Predict", exact=True).click()
     assert re.match(r"^\$\d", page.locator("#prediction").inner_text())

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.browser.conftest import ROOT, Visit
+from tests.browser.conftest import ROOT, Visit, write_csv
 from tests.conftest import Trained
 from tests.support.repository import add_version
 from tests.support.server import Server, running_server
@@ -112,10 +112,7 @@ def test_text_features_are_selects_and_missing_ones_can_be_unknown(
         "log loss",
         "ROC AUC",
     ]
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('#card img')].filter(i => i.naturalWidth > 0)"
-        ".length === 4"
-    )
+    visit.plots_shown(4)
     captions = page.locator("#plots figcaption").all_inner_texts()
     assert any("Confusion matrix" in c for c in captions)
     assert not any("Residuals" in c for c in captions)
@@ -191,17 +188,12 @@ def test_csv_with_text_and_blank_cells_gets_labels_and_probabilities(
     rows[3]["contract"] = "weekly"  # not a category
     rows[4]["tenure"] = "abc"  # text for a number
     rows[5]["paperless"] = ""  # blank where the feature may not be missing
-    upload = tmp_path / "customers.csv"
-    with upload.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    upload = write_csv(tmp_path / "customers.csv", rows)
 
     page = visit.page
     page.goto("/?model=churn")
     visit.ready()
-    page.locator("#csv-file").set_input_files(str(upload))
-    page.get_by_role("button", name="Predict the file").click()
+    visit.upload(upload)
     page.locator("#batch-results").wait_for()
     assert visit.page_errors == []
     status = page.locator("#batch-status").inner_text()
@@ -217,12 +209,7 @@ def test_csv_with_text_and_blank_cells_gets_labels_and_probabilities(
     assert header[-4:] == ["churned", "probability_no", "probability_yes", "problems"]
     visit.screenshot("classifier-batch")
 
-    with page.expect_download() as download_info:
-        page.get_by_role("button", name="Download the predictions as CSV").click()
-    saved = tmp_path / "predictions.csv"
-    download_info.value.save_as(saved)
-    with saved.open(newline="") as handle:
-        got = list(csv.DictReader(handle))
+    got = visit.download(tmp_path)
     assert len(got) == 8
     for i in (0, 1, 2, 6, 7):
         assert got[i]["churned"] in ("no", "yes")
