@@ -124,7 +124,10 @@
     try {
       return { status: response.status, body: await response.json() };
     } catch (err) {
-      return { status: response.status, body: { error: `unreadable answer (HTTP ${response.status})` } };
+      return {
+        status: response.status,
+        body: { error: `unreadable answer (HTTP ${response.status})` },
+      };
     }
   }
 
@@ -211,7 +214,11 @@
     const match = /^\$\s*([0-9][0-9,]*)s?$/.exec((unit || "").trim());
     scale = match ? Number(match[1].replace(/,/g, "")) : 1;
     money = match
-      ? new Intl.NumberFormat("en-US", { style: "currency", currency: "USD", maximumFractionDigits: 0 })
+      ? new Intl.NumberFormat("en-US", {
+          style: "currency",
+          currency: "USD",
+          maximumFractionDigits: 0,
+        })
       : null;
   }
 
@@ -226,6 +233,10 @@
 
   function number(value) {
     return value.toFixed(2);
+  }
+
+  function count(n) {
+    return n.toLocaleString("en-US");
   }
 
   function percent(p) {
@@ -253,7 +264,11 @@
     const id = fieldId(f.name, index);
     const box = el("div", { class: "field" });
     const label = el("label", { for: id });
-    label.append(el("span", { class: "name" }, f.name), " ", el("span", { class: "meaning" }, f.description));
+    label.append(
+      el("span", { class: "name" }, f.name),
+      " ",
+      el("span", { class: "meaning" }, f.description),
+    );
     box.append(label);
     const described = `${id}-help ${id}-error`;
     const entry = { feature: f, id: id, choices: null, unknown: null };
@@ -321,7 +336,9 @@
 
   function setField(entry, value) {
     if (entry.choices) {
-      const at = entry.choices.findIndex((c) => (value === null ? c === null : c !== undefined && c !== null && String(c) === String(value)));
+      const at = entry.choices.findIndex((c) =>
+        value === null ? c === null : c !== undefined && c !== null && String(c) === String(value),
+      );
       entry.control.selectedIndex = Math.max(at, 0);
       return;
     }
@@ -362,7 +379,7 @@
 
     $("batch-columns").textContent = features.join(", ");
     $("batch-limits").textContent =
-      `${config.batch.maxRows.toLocaleString("en-US")} rows and ${Math.round(config.batch.maxBytes / 1048576)} MiB`;
+      `${count(config.batch.maxRows)} rows and ${Math.round(config.batch.maxBytes / 1048576)} MiB`;
     drawCard(card);
     $("loading").hidden = true;
     $("model").hidden = false;
@@ -402,15 +419,24 @@
     }
     const data = card.training_data;
     if (data) {
-      fact("Training data", el("code", {}, data.file), `, ${data.rows} rows (${data.test_rows} held out)`);
+      fact(
+        "Training data",
+        el("code", {}, data.file),
+        `, ${data.rows} rows (${data.test_rows} held out)`,
+      );
     }
     if (card.algorithm) {
       fact("Algorithm", card.algorithm);
     }
-    fact("Task", classifier ? `classification into ${card.classes.map(String).join(", ")}` : "regression");
+    fact(
+      "Task",
+      classifier ? `classification into ${card.classes.map(String).join(", ")}` : "regression",
+    );
     fact(
       "Target",
-      `${target.name}${target.description ? ": " + target.description : ""}${target.unit ? " (" + target.unit + ")" : ""}`,
+      target.name +
+        (target.description ? `: ${target.description}` : "") +
+        (target.unit ? ` (${target.unit})` : ""),
     );
     drawMetrics(card.metrics || {}, card.cv_metrics || {});
 
@@ -481,9 +507,15 @@
       body.append(tr);
     };
     const fmt = (v) => (typeof v === "number" && Number.isFinite(v) ? v.toFixed(3) : "n/a");
-    row("held-out", names.map((n) => fmt(held[n])));
+    row(
+      "held-out",
+      names.map((n) => fmt(held[n])),
+    );
     if (names.some((n) => `${n}_mean` in cv)) {
-      row("cross-validation (mean ± sd)", names.map((n) => `${fmt(cv[`${n}_mean`])} ± ${fmt(cv[`${n}_std`])}`));
+      row(
+        "cross-validation (mean ± sd)",
+        names.map((n) => `${fmt(cv[`${n}_mean`])} ± ${fmt(cv[`${n}_std`])}`),
+      );
     }
     table.append(thead, body);
     wrap.append(table);
@@ -567,11 +599,19 @@
       }
       const entry = inputs.get(name);
       entry.control.setAttribute("aria-invalid", "true");
-      entry.error.textContent = entry.error.textContent ? `${entry.error.textContent}; ${problem.msg}` : problem.msg;
+      entry.error.textContent = entry.error.textContent
+        ? `${entry.error.textContent}; ${problem.msg}`
+        : problem.msg;
     }
     result.textContent = "";
     result.className = "failed";
-    result.append(el("p", { id: "form-error" }, [answer.body.error || `HTTP ${answer.status}`, ...general].join(": ")));
+    result.append(
+      el(
+        "p",
+        { id: "form-error" },
+        [answer.body.error || `HTTP ${answer.status}`, ...general].join(": "),
+      ),
+    );
     // Focus the first field in form order that has a problem.
     const first = [...inputs.values()].find((entry) => entry.control.hasAttribute("aria-invalid"));
     if (first) {
@@ -752,7 +792,9 @@
       ".";
     outcome.forEach((o, i) => {
       if (o.problems.length) {
-        problemList.append(el("li", {}, `Row ${i + 1} (line ${rows[i].line}): ${o.problems.join("; ")}`));
+        problemList.append(
+          el("li", {}, `Row ${i + 1} (line ${rows[i].line}): ${o.problems.join("; ")}`),
+        );
       }
     });
     const output = outputColumns();
@@ -776,7 +818,13 @@
       if (classifier) {
         tr.append(el("td", {}, none ? "" : String(o.prediction)));
         for (const cls of model.classes) {
-          tr.append(el("td", { class: "num" }, o.probabilities ? percent(o.probabilities[String(cls)]) : ""));
+          tr.append(
+            el(
+              "td",
+              { class: "num" },
+              o.probabilities ? percent(o.probabilities[String(cls)]) : "",
+            ),
+          );
         }
       } else {
         tr.append(el("td", { class: "num" }, none ? "" : number(o.prediction)));
@@ -788,11 +836,15 @@
     table.append(thead, body);
     tableWrap.append(table);
     if (outcome.length > SHOWN_ROWS) {
-      tableWrap.append(el("p", {}, `The first ${SHOWN_ROWS} rows are shown; the download has all of them.`));
+      tableWrap.append(
+        el("p", {}, `The first ${SHOWN_ROWS} rows are shown; the download has all of them.`),
+      );
     }
     const lines = [[...features, ...output.names, "problems"].map(csvCell).join(",")];
     outcome.forEach((o, i) => {
-      lines.push([...rows[i].values, ...output.cells(o), o.problems.join("; ")].map(csvCell).join(","));
+      lines.push(
+        [...rows[i].values, ...output.cells(o), o.problems.join("; ")].map(csvCell).join(","),
+      );
     });
     lastBatch = lines.join("\r\n") + "\r\n";
     download.hidden = false;
@@ -812,7 +864,9 @@
     const limits = config.batch;
     const larger = "; use ml-service score for larger files.";
     if (file.size > limits.maxBytes) {
-      batchStatus.textContent = `The file has ${file.size.toLocaleString("en-US")} bytes; the page takes at most ${limits.maxBytes.toLocaleString("en-US")}${larger}`;
+      batchStatus.textContent =
+        `The file has ${count(file.size)} bytes; ` +
+        `the page takes at most ${count(limits.maxBytes)}${larger}`;
       return;
     }
     const table = parseCsv(await file.text());
@@ -821,14 +875,17 @@
       return;
     }
     if (table.length - 1 > limits.maxRows) {
-      batchStatus.textContent = `The file has ${(table.length - 1).toLocaleString("en-US")} rows; the page takes at most ${limits.maxRows.toLocaleString("en-US")}${larger}`;
+      batchStatus.textContent =
+        `The file has ${count(table.length - 1)} rows; ` +
+        `the page takes at most ${count(limits.maxRows)}${larger}`;
       return;
     }
     const header = table[0].cells.map((name) => name.trim());
     const positions = features.map((name) => header.indexOf(name));
     const absent = features.filter((name, k) => positions[k] < 0);
     if (absent.length) {
-      batchStatus.textContent = `The file lacks the column${absent.length > 1 ? "s" : ""} ${absent.join(", ")}.`;
+      const plural = absent.length > 1 ? "s" : "";
+      batchStatus.textContent = `The file lacks the column${plural} ${absent.join(", ")}.`;
       return;
     }
     const ignored = header.filter((name) => name && !features.includes(name));
