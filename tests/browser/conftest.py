@@ -6,8 +6,10 @@ Without it the browser tests are skipped here, but fail on CI (`CI=true`), where
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,8 +62,40 @@ class Visit:
 
     page: Any
     requests: list[str] = field(default_factory=list)
+    authorized: list[str] = field(default_factory=list)
     console_errors: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
+
+    def saw(self, request: Any) -> None:
+        self.requests.append(request.url)
+        if "authorization" in request.headers:
+            self.authorized.append(request.url)
+
+    def ready(self) -> None:
+        """Wait until the page has drawn its model from the API."""
+        self.page.locator("#model").wait_for(state="visible")
+
+    def upload(self, path: Path) -> None:
+        """Send a CSV file through the page's batch form."""
+        self.page.locator("#csv-file").set_input_files(str(path))
+        self.page.get_by_role("button", name="Predict the file").click()
+
+    def download(self, tmp_path: Path) -> list[dict[str, str]]:
+        """The last batch's predictions, downloaded as the page offers them."""
+        with self.page.expect_download() as download_info:
+            self.page.get_by_role("button", name="Download the predictions as CSV").click()
+        saved = tmp_path / "predictions.csv"
+        download_info.value.save_as(saved)
+        with saved.open(newline="") as handle:
+            return list(csv.DictReader(handle))
+
+    def plots_shown(self, count: int) -> None:
+        """Wait until `count` plots of the model card have loaded."""
+        self.page.wait_for_function(
+            "n => [...document.querySelectorAll('#plots img')].filter(i => i.naturalWidth > 0)"
+            ".length === n",
+            arg=count,
+        )
 
     def screenshot(self, name: str) -> Path:
         """Keep a full-page screenshot of the current state as a test artifact."""
@@ -71,15 +105,24 @@ class Visit:
         return path
 
 
-@pytest.fixture
-def visit(browser: Any, server: Server) -> Iterator[Visit]:
+def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@contextmanager
+def visiting(browser: Any, server: Server) -> Iterator[Visit]:
+    """A fresh browser context (its own session storage) on `server`."""
     context = browser.new_context(
         base_url=server.url, accept_downloads=True, viewport={"width": 1280, "height": 900}
     )
     page = context.new_page()
     page.set_default_timeout(10_000)
     seen = Visit(page)
-    page.on("request", lambda request: seen.requests.append(request.url))
+    page.on("request", seen.saw)
     page.on(
         "console",
         lambda message: (
@@ -87,5 +130,14 @@ def visit(browser: Any, server: Server) -> Iterator[Visit]:
         ),
     )
     page.on("pageerror", lambda error: seen.page_errors.append(str(error)))
-    yield seen
-    context.close()
+    try:
+        yield seen
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def visit(browser: Any, server: Server) -> Iterator[Visit]:
+    """The page on this module's `server`."""
+    with visiting(browser, server) as seen:
+        yield seen

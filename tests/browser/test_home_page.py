@@ -1,4 +1,5 @@
-"""The home page in a real browser: fill, submit, read; errors by their field; CSV batch."""
+"""The home page in a real browser on the housing model: drawn from the API, fill, submit, read;
+errors by their field; CSV batch; the report."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.browser.conftest import ROOT, Visit
+from tests.browser.conftest import ROOT, Visit, write_csv
 from tests.support.server import Server
 
 pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow]
@@ -30,9 +31,7 @@ def plain_dollars(medv: float) -> str:
     return f"${round(medv * 1000 / 100) * 100:,}"
 
 
-def test_page_is_generated_from_the_schema_and_stays_on_this_host(
-    visit: Visit, server: Server
-) -> None:
+def test_page_is_drawn_from_the_api_and_stays_on_this_host(visit: Visit, server: Server) -> None:
     page = visit.page
     response = page.goto("/")
     assert response is not None
@@ -45,10 +44,16 @@ def test_page_is_generated_from_the_schema_and_stays_on_this_host(
     assert "<h3>Sklearn Prediction Home</h3>" in html
     assert "style=" not in html
     assert re.findall(r"<script(?![^>]*(?:src=|application/json))", html) == []
-    page.wait_for_load_state("networkidle")
-
-    features = model_status(server)["features"]
+    status = model_status(server)
+    features = status["features"]
     assert isinstance(features, list)
+    # The shell carries no model data: the page asks the API for it.
+    assert str(status["version"]) not in html
+    assert all(f'"{feature["name"]}"' not in html for feature in features)
+    visit.ready()
+    page.wait_for_load_state("networkidle")
+    assert page.title() == "ml-service: housing"
+    assert page.locator("#model-picker-form").is_hidden()
     for feature in features:
         control = page.get_by_label(re.compile(rf"^{feature['name']}\b"))
         assert control.count() == 1, feature["name"]
@@ -61,12 +66,21 @@ def test_page_is_generated_from_the_schema_and_stays_on_this_host(
             assert float(control.get_attribute("min")) == feature["min"]
             assert float(control.get_attribute("max")) == feature["max"]
     assert page.locator("button.sample").count() >= 2
-    assert page.locator("#card").get_by_text(str(model_status(server)["version"])).count() >= 1
-    loaded = page.eval_on_selector_all("#card img", "imgs => imgs.map(i => i.naturalWidth)")
-    assert len(loaded) == 4
-    assert all(width > 0 for width in loaded), loaded
+    assert page.locator("#card").get_by_text(str(status["version"])).count() >= 1
+    headers = page.locator("#metrics-table thead th").all_inner_texts()
+    assert headers == ["split", "RMSE", "MAE", "R²"]
+    held_out = page.locator("#metrics-table tbody tr").first.locator("td").all_inner_texts()
+    metrics = status["metrics"]
+    assert isinstance(metrics, dict)
+    assert held_out == [f"{metrics[m]:.3f}" for m in ("rmse", "mae", "r2")]
+    assert "±" in page.locator("#metrics-table tbody tr").nth(1).inner_text()
+    visit.plots_shown(4)
+    alts = page.eval_on_selector_all("#card img", "imgs => imgs.map(i => i.alt)")
+    assert "Residuals" in " ".join(alts)
 
-    assert all(url.startswith(server.url) for url in visit.requests), visit.requests
+    # Plots are fetched from the API, then shown from blob: URLs of this same origin.
+    origins = (server.url, f"blob:{server.url}")
+    assert all(url.startswith(origins) for url in visit.requests), visit.requests
     assert visit.console_errors == []
     assert visit.page_errors == []
     visit.screenshot("home")
@@ -75,7 +89,7 @@ def test_page_is_generated_from_the_schema_and_stays_on_this_host(
 def test_sample_house_is_predicted_in_plain_units(visit: Visit, server: Server) -> None:
     page = visit.page
     page.goto("/")
-    page.get_by_role("button", name="Fill with sample house 1").click()
+    page.get_by_role("button", name="Fill with sample 1").click()
     assert page.locator("#f-RM").input_value() == "6.575"
     assert "$24,000" in page.locator("#result").inner_text()  # the house's actual value
     page.get_by_role("button", name="Predict", exact=True).click()
@@ -89,6 +103,7 @@ def test_sample_house_is_predicted_in_plain_units(visit: Visit, server: Server) 
     assert shown == plain_dollars(api)
     assert f"MEDV {api:.2f}" in page.locator("#result").inner_text()
     assert visit.console_errors == []
+    visit.plots_shown(4)
     shot = visit.screenshot("prediction")
     if not README_IMAGE.exists() or os.environ.get("UPDATE_SCREENSHOTS") == "1":
         README_IMAGE.parent.mkdir(parents=True, exist_ok=True)
@@ -98,6 +113,7 @@ def test_sample_house_is_predicted_in_plain_units(visit: Visit, server: Server) 
 def test_keyboard_alone_reaches_every_control_and_predicts(visit: Visit) -> None:
     page = visit.page
     page.goto("/")
+    visit.ready()
     order: list[str] = []
     for _ in range(60):
         page.keyboard.press("Tab")
@@ -110,8 +126,9 @@ def test_keyboard_alone_reaches_every_control_and_predicts(visit: Visit) -> None
     assert order[0] == "sample"
 
     page.goto("/")  # focus starts again at the top of the page
-    page.keyboard.press("Tab")  # the first sample house button
-    assert page.evaluate("document.activeElement.textContent") == "Fill with sample house 1"
+    visit.ready()
+    page.keyboard.press("Tab")  # the first sample button
+    assert page.evaluate("document.activeElement.textContent") == "Fill with sample 1"
     page.keyboard.press("Enter")
     for _ in range(len(features) + 5):
         page.keyboard.press("Tab")
@@ -125,7 +142,7 @@ def test_keyboard_alone_reaches_every_control_and_predicts(visit: Visit) -> None
 def test_bad_values_show_the_api_errors_next_to_their_fields(visit: Visit) -> None:
     page = visit.page
     page.goto("/")
-    page.get_by_role("button", name="Fill with sample house 2").click()
+    page.get_by_role("button", name="Fill with sample 2").click()
     page.locator("#f-RM").fill("0")
     page.locator("#f-TAX").fill("")
     page.get_by_role("button", name="Predict", exact=True).click()
@@ -133,7 +150,7 @@ def test_bad_values_show_the_api_errors_next_to_their_fields(visit: Visit) -> No
     rm_error = page.locator("#f-RM-error")
     assert "RM must be > 0 and <= 100, got 0" in rm_error.inner_text()
     assert page.locator("#f-RM").get_attribute("aria-invalid") == "true"
-    assert "must be a number" in page.locator("#f-TAX-error").inner_text()
+    assert "must be a number, got null" in page.locator("#f-TAX-error").inner_text()
     assert page.locator("#f-LSTAT-error").inner_text() == ""
     assert page.locator("#f-LSTAT").get_attribute("aria-invalid") is None
     assert page.evaluate("document.activeElement.id") == "f-RM"
@@ -147,16 +164,12 @@ def test_csv_upload_predicts_good_rows_and_lists_bad_ones(visit: Visit, tmp_path
         rows = list(csv.DictReader(handle))[:7]
     rows[5]["RM"] = "0"
     rows[6]["TAX"] = "abc"
-    upload = tmp_path / "houses.csv"
-    with upload.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    upload = write_csv(tmp_path / "houses.csv", rows)
 
     page = visit.page
     page.goto("/")
-    page.locator("#csv-file").set_input_files(str(upload))
-    page.get_by_role("button", name="Predict the file").click()
+    assert "ml-service score --model" in page.locator("#batch").inner_text()
+    visit.upload(upload)
     page.locator("#batch-results").wait_for()
     assert visit.page_errors == []
     assert page.locator("#batch-results tbody tr").count() == 7
@@ -170,12 +183,7 @@ def test_csv_upload_predicts_good_rows_and_lists_bad_ones(visit: Visit, tmp_path
     assert page.locator("#batch-results tr.bad").count() == 2
     visit.screenshot("batch")
 
-    with page.expect_download() as download_info:
-        page.get_by_role("button", name="Download the predictions as CSV").click()
-    saved = tmp_path / "predictions.csv"
-    download_info.value.save_as(saved)
-    with saved.open(newline="") as handle:
-        got = list(csv.DictReader(handle))
+    got = visit.download(tmp_path)
     assert len(got) == 7
     assert all(float(r["MEDV"]) > 0 for r in got[:5])
     assert got[5]["MEDV"] == ""
@@ -197,3 +205,29 @@ def test_report_is_linked_and_its_plots_load(visit: Visit, server: Server) -> No
     assert all(width > 0 for width in widths), widths
     assert visit.console_errors == []
     visit.screenshot("report")
+
+
+def test_files_over_the_page_limits_point_to_the_command_line(visit: Visit, tmp_path: Path) -> None:
+    with DATA.open(newline="") as handle:
+        header, first = handle.readline(), handle.readline()
+    page = visit.page
+    page.goto("/")
+    visit.ready()
+    limits = page.evaluate("JSON.parse(document.getElementById('page-config').textContent).batch")
+    many = tmp_path / "many.csv"
+    many.write_text(header + first * (limits["maxRows"] + 1))
+    visit.upload(many)
+    status = page.locator("#batch-status")
+    page.wait_for_function("() => document.getElementById('batch-status').textContent")
+    assert f"has {limits['maxRows'] + 1:,} rows" in status.inner_text()
+    assert "ml-service score" in status.inner_text()
+    assert page.locator("#batch-results").count() == 0
+
+    big = tmp_path / "big.csv"
+    big.write_text(header + " " * limits["maxBytes"] + "\n")
+    visit.upload(big)
+    page.wait_for_function(
+        "() => document.getElementById('batch-status').textContent.includes('bytes')"
+    )
+    assert "ml-service score" in status.inner_text()
+    assert not [u for u in visit.requests if u.endswith(":predict")]

@@ -14,8 +14,10 @@ from ml_service import __version__
 from ml_service.errors import Forbidden, MalformedJSON, NotReady, Unauthorized
 from ml_service.http.codecs.open_inference import model_metadata
 from ml_service.http.openapi import Doc
+from ml_service.http.page import report_links
 from ml_service.http.responses import JSON_TYPE, dumps
 from ml_service.http.service import Service
+from ml_service.model.schema import Feature
 from ml_service.observability import metrics
 from ml_service.repository.registry import LoadedModel
 
@@ -27,6 +29,31 @@ def json(value: Any, status: int = 200) -> Response:
 
 
 ADMIN_ERRORS = ("401", "403", "404", "409")
+MODEL_LIST = {
+    "type": "object",
+    "properties": {"models": {"type": "array", "items": {"type": "string"}}},
+    "required": ["models"],
+}
+
+
+def _feature(f: Feature) -> dict[str, Any]:
+    """One feature as the V1 card lists it: enough to draw its input and say what it accepts
+    (infinite bounds are written as null)."""
+    numeric = not f.categorical
+    return {
+        "name": f.name,
+        "kind": f.kind,
+        "description": f.description,
+        "unit": f.unit,
+        "min": (min(f.allowed) if f.allowed else f.min) if numeric else None,
+        "max": (max(f.allowed) if f.allowed else f.max) if numeric else None,
+        "allowed": list(f.allowed) if f.allowed is not None else None,
+        "categories": list(f.categories) if f.categories is not None else None,
+        "nullable": f.nullable,
+        "accepted": f.describe_range(),
+        "train_min": f.train_min,
+        "train_max": f.train_max,
+    }
 
 
 class Endpoints:
@@ -60,6 +87,12 @@ class Endpoints:
                 "/metrics",
                 self.metrics,
                 Doc("Prometheus metrics (text format)", "probes", media=("text/plain",), errors=()),
+                "GET",
+            ),
+            (
+                "/v1/models",
+                self.v1_models,
+                Doc("The served models, the default first", "kserve-v1", response=MODEL_LIST),
                 "GET",
             ),
             (
@@ -140,36 +173,44 @@ class Endpoints:
 
     # --- KServe V1 metadata
 
+    async def v1_models(self, _: Request) -> Response:
+        """KServe V1 list models: the default model first, then the others by name."""
+        if not self.registry.ready:
+            self.service.require_ready()
+        snapshot = self.registry.snapshot
+        default = snapshot.default_model
+        names = sorted(snapshot.models, key=lambda name: (name != default, name))
+        return json({"models": names})
+
     async def v1_model(self, request: Request) -> Response:
         model = self._model(request)
-        card = model.artifact.card
-        watch = model.watch
+        artifact = model.artifact
+        card = artifact.card
+        schema = model.schema
+        report, plots = report_links(artifact)
         return json(
             {
                 "name": model.name,
                 "ready": self.service.ready,
                 "version": model.version,
                 "versions": self._versions(model.name),
-                "task": model.schema.task,
-                "features": [
-                    {
-                        "name": f.name,
-                        "kind": f.kind,
-                        "description": f.description,
-                        "unit": f.unit,
-                        "min": None if f.categorical else (min(f.allowed) if f.allowed else f.min),
-                        "max": None if f.categorical else (max(f.allowed) if f.allowed else f.max),
-                        "categories": list(f.categories) if f.categories is not None else None,
-                        "nullable": f.nullable,
-                    }
-                    for f in model.schema.features
-                ],
+                "task": schema.task,
+                "description": schema.description,
+                "features": [_feature(f) for f in schema.features],
                 "target": card.get("target"),
                 "classes": model.classes,
+                "examples": [dict(e) for e in schema.examples],
+                "algorithm": card.get("algorithm"),
                 "metrics": card.get("metrics"),
+                "cv_metrics": card.get("cv_metrics"),
+                "training_data": card.get("training_data"),
                 "training_data_sha256": card.get("training_data", {}).get("sha256"),
                 "trained_at": card.get("trained_at"),
-                "drift": watch.status().as_dict(),
+                "intended_use": schema.intended_use,
+                "caveats": list(schema.caveats),
+                "report": report,
+                "plots": plots,
+                "drift": model.watch.status().as_dict(),
             }
         )
 

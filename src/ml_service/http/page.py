@@ -1,16 +1,15 @@
 """The home page and the model report, as the service serves them.
 
-The page is generated from the served model's schema and card: one labelled input per feature
-(meaning, unit and accepted range as input constraints), sample houses from real rows, a CSV
-batch form and the model card with the report's plots. Its behaviour lives in
-`static/app.js`, its look in `static/app.css`: the Content-Security-Policy allows no inline
-script or style and nothing from another host.
+The page is a static shell (`templates/home.html`, the same bytes whether API keys are on or
+off) that draws itself from the API: `GET /v1/models` for the picker, `GET /v1/models/{name}`
+for the form (one labelled input per feature), the samples and the model card, and KServe V1
+`:predict` for single rows and CSV batches. When the API answers 401 the page asks for a key
+once. Its behaviour lives in `static/app.js`, its look in `static/app.css`: the
+Content-Security-Policy allows no inline script or style and nothing from another host.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +17,34 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from ml_service.errors import NotFound, NotReady
+from ml_service.config import Settings
+from ml_service.errors import NotFound
 from ml_service.http.openapi import Doc
 from ml_service.model.artifact import ServingArtifact, read_verified
+from ml_service.model.metrics import LABELS
 from ml_service.model.report import PLOTS, REPORT_DIR, REPORT_FILE
-from ml_service.model.schema import Feature, _fmt
+from ml_service.model.schema import MISSING_TOKENS
 from ml_service.repository.registry import Registry
 
-__all__ = ["REPORT_DIR", "REPORT_FILE", "STATIC", "Pages", "favicon", "render", "report_file"]
+__all__ = [
+    "KEY_STORE",
+    "REPORT_DIR",
+    "REPORT_FILE",
+    "STATIC",
+    "Pages",
+    "favicon",
+    "report_file",
+    "report_links",
+    "shell",
+]
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
 
+# Plots are fetched with the API key and shown from `blob:` URLs, hence `img-src blob:`.
 CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 SECURITY_HEADERS = {
@@ -42,8 +54,12 @@ SECURITY_HEADERS = {
 }
 MEDIA_TYPES = {".svg": "image/svg+xml", ".css": "text/css; charset=utf-8", ".png": "image/png"}
 REPORT_MEDIA = ("text/html", "image/svg+xml", "text/css", "image/png")
-# A target unit such as "$1000s" means dollars times 1000.
-_SCALED_DOLLARS = re.compile(r"^\$\s*([0-9][0-9,]*)s?$")
+# Where the page keeps an API key for the tab (static/docs/start.js reads the same entry).
+KEY_STORE = "ml-service.api-key"
+# The page's CSV upload: larger files are for `ml-service score`.
+BATCH_MAX_ROWS = 20_000
+BATCH_MAX_BYTES = 4 * 1_048_576
+BATCH_ROWS_PER_REQUEST = 1000
 
 
 class Pages:
@@ -51,6 +67,7 @@ class Pages:
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
+        self.shell = shell(registry.settings)
 
     def routes(self) -> list[tuple[str, Any, Doc | None]]:
         table: list[tuple[str, Any, Doc | None]] = [
@@ -78,21 +95,9 @@ class Pages:
             )
         return table
 
-    async def home(self, request: Request) -> Response:
-        """The page for `?model=` (and `&version=`), else the default (or first) model."""
-        registry = self.registry
-        name = request.query_params.get("model")
-        version = request.query_params.get("version")
-        models = sorted(registry.snapshot.models)
-        try:
-            model = registry.resolve(name or (models[0] if len(models) == 1 else None), version)
-        except NotFound:
-            if name is not None or not models:
-                raise
-            model = registry.resolve(models[0])
-        except NotReady as exc:
-            return render(None, exc.message, models)
-        return render(model.artifact, None, models)
+    async def home(self, _: Request) -> Response:
+        """The page's shell; it reads `?model=` itself and asks the API for the rest."""
+        return HTMLResponse(self.shell, headers=SECURITY_HEADERS)
 
     async def report(self, request: Request) -> Response:
         params = request.path_params
@@ -104,76 +109,36 @@ class Pages:
         return favicon()
 
 
-def render(
-    artifact: ServingArtifact | None, error: str | None, models: list[str] | None = None
-) -> HTMLResponse:
-    """The home page for one served model (a notice when there is none), with a picker when
-    the server serves several `models`."""
-    context: dict[str, Any] = {"artifact": artifact, "error": error, "models": models or []}
-    if artifact is not None:
-        context.update(_model_context(artifact))
-    html = _env.get_template("home.html").render(**context)
-    return HTMLResponse(html, headers=SECURITY_HEADERS)
-
-
-def _model_context(artifact: ServingArtifact) -> dict[str, Any]:
-    schema = artifact.schema
-    card = artifact.card
-    target = schema.target
-    display = target_display(target.unit)
-    has_report = REPORT_FILE in artifact.manifest.files
-    return {
-        "schema": schema,
-        "card": card,
-        "fields": [field_context(f) for f in schema.features],
-        "examples": schema.examples,
-        "has_report": has_report,
-        "report_path": f"/models/{artifact.name}/versions/{artifact.version}/report",
-        "plots": [
-            {
-                "src": f"/models/{artifact.name}/versions/{artifact.version}/report/{p.file}",
-                "title": p.title,
-                "alt": p.alt,
-            }
-            for p in PLOTS
-            if f"{REPORT_DIR}/{p.file}" in artifact.manifest.files
-        ],
-        "page_data": {
-            "model": artifact.name,
-            "version": artifact.version,
-            "predictUrl": f"/v1/models/{artifact.name}:predict",
-            "features": list(schema.names),
-            "target": {"name": target.name, "unit": target.unit, **display},
-            "examples": list(schema.examples),
-            "batchRows": 1000,
+def shell(settings: Settings) -> bytes:
+    """The home page's HTML: no model data, only what the page needs before it asks the API
+    (metric names, the upload limits, where it keeps a key)."""
+    config = {
+        "keyStore": KEY_STORE,
+        "metricLabels": LABELS,
+        "missing": list(MISSING_TOKENS),
+        "batch": {
+            "maxRows": BATCH_MAX_ROWS,
+            "maxBytes": BATCH_MAX_BYTES,
+            "rowsPerRequest": min(BATCH_ROWS_PER_REQUEST, settings.max_rows),
+            "bodyBytes": settings.max_body_bytes,
         },
     }
+    return _env.get_template("home.html").render(config=config).encode()
 
 
-def target_display(unit: str) -> dict[str, Any]:
-    """How to show a prediction in plain units: `$1000s` → scale 1000, in dollars."""
-    match = _SCALED_DOLLARS.match(unit.strip())
-    if match:
-        return {"scale": float(match.group(1).replace(",", "")), "currency": "USD"}
-    return {"scale": 1.0, "currency": None}
-
-
-def field_context(feature: Feature) -> dict[str, Any]:
-    """What the template needs to draw one feature's input and its help text."""
-    help_parts = [feature.unit] if feature.unit else []
-    help_parts.append(f"accepted: {feature.describe_range()}")
-    if feature.train_min is not None and feature.train_max is not None:
-        help_parts.append(f"training data: {_fmt(feature.train_min)} to {_fmt(feature.train_max)}")
-    return {
-        "name": feature.name,
-        "id": f"f-{feature.name}",
-        "description": feature.description,
-        "help": "; ".join(help_parts),
-        "allowed": [_fmt(v) for v in feature.allowed] if feature.allowed is not None else None,
-        "min": _fmt(feature.min) if math.isfinite(feature.min) else None,
-        "max": _fmt(feature.max) if math.isfinite(feature.max) else None,
-        "placeholder": _fmt(feature.train_min) if feature.train_min is not None else "",
-    }
+def report_links(artifact: ServingArtifact) -> tuple[str | None, list[dict[str, str]]]:
+    """The report's address (None when the artifact has none) and the plots its manifest
+    holds, each with its address, title and text alternative."""
+    files = artifact.manifest.files
+    if REPORT_FILE not in files:
+        return None, []
+    base = f"/models/{artifact.name}/versions/{artifact.version}/report"
+    plots = [
+        {"url": f"{base}/{p.file}", "title": p.title, "alt": p.alt}
+        for p in PLOTS
+        if f"{REPORT_DIR}/{p.file}" in files
+    ]
+    return base, plots
 
 
 def report_file(artifact: ServingArtifact, name: str) -> Response:

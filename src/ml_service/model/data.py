@@ -29,9 +29,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from ml_service.errors import TrainingError
-from ml_service.model.schema import Feature, FloatArray, Refused
+from ml_service.model.schema import MISSING_TOKENS, Feature, FloatArray, Refused
 
-MISSING_TOKENS = ("", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL")
 CSV_SUFFIXES = (".csv",)
 PARQUET_SUFFIXES = (".parquet", ".pq")
 _PARSER_LINE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")

@@ -26,6 +26,8 @@ CATEGORICAL: FeatureKind = "categorical"
 REGRESSION: Task = "regression"
 CLASSIFICATION: Task = "classification"
 Label = str | int
+# Cells a data file means as missing (training, batch scoring and the page's CSV upload agree).
+MISSING_TOKENS = ("", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL")
 
 
 class Refused(ValueError):
