@@ -102,7 +102,8 @@ def test_slow_headers_are_cut_off_and_do_not_delay_other_requests(server: Server
             client.close()
 
     after = sorted(closed[c] - opened[c] for c in clients)
-    assert after[0] >= HEADER_TIMEOUT, f"closed after {after[0]:.2f} s"
+    # The server's timer runs on its event loop's clock, cached per loop turn: allow it 50 ms.
+    assert after[0] >= HEADER_TIMEOUT - 0.05, f"closed after {after[0]:.3f} s"
     assert after[-1] < HEADER_TIMEOUT + SLACK, f"one closed only after {after[-1]:.2f} s"
     assert set(statuses) == {200}, statuses
     assert max(latencies) < 1.0, f"slowest normal request: {max(latencies):.3f} s"
