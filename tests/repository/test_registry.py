@@ -12,6 +12,7 @@ from tests.support.repository import add_version, stamp
 
 from ml_service.config import Settings
 from ml_service.errors import Conflict, NotFound, NotReady
+from ml_service.repository import registry as registry_module
 from ml_service.repository.registry import Plan, Registry, State
 
 
@@ -120,6 +121,29 @@ def test_a_request_in_flight_keeps_its_version_across_a_reload(
     assert in_flight.version == "v2"
     row = np.array([[0, 6.575, 296, 15.3, 396.9, 4.98]])
     assert in_flight.predictor.predict(row).values is not None
+
+
+def test_memory_goes_back_once_the_last_request_on_a_retired_version_ends(
+    repository: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    releases: list[int] = []
+    monkeypatch.setattr(registry_module, "release_memory", lambda: releases.append(1))
+    registry = Registry(Settings(model_repository=repository))
+    plan = load(registry)
+    in_flight = registry.resolve("housing", "v2")
+    add_version(model_dir, repository, "v3", created_at=stamp(3))
+    (repository / "housing" / "v2").rename(repository / "housing" / ".v2-removed")
+    load(registry, registry.scan(plan, ["housing"]))
+    registry.flush()
+    assert releases == [], "released while a request still holds the old version"
+    del in_flight
+    registry.flush()
+    registry.flush()
+    assert releases == [1], "the retired version's memory is given back once, when it is free"
+
+
+def test_release_memory_runs_on_this_c_library() -> None:
+    registry_module.release_memory()
 
 
 def test_unloading_a_model_makes_it_404_and_the_index_says_why(repository: Path) -> None:

@@ -10,8 +10,11 @@ worker's registry on the same plan.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import enum
 import logging
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,6 +207,8 @@ class Registry:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.snapshot = Snapshot()
+        # Versions replaced or unloaded that requests in flight may still hold.
+        self.retired: list[weakref.ref[LoadedModel]] = []
         self.busy: dict[tuple[str, str], State] = {}
 
     # --- the request path
@@ -390,6 +395,7 @@ class Registry:
             if id(model) not in kept:
                 model.flush()
                 model.tally.retire()
+                self.retired.append(weakref.ref(model))
         for model in self.snapshot.loaded():
             if (model.name, model.version) not in {(m.name, m.version) for m in before}:
                 log.info(
@@ -410,5 +416,32 @@ class Registry:
         raise Conflict(f"model {name!r} has versions that cannot be loaded ({reasons}); {still}")
 
     def flush(self) -> None:
+        """Write every version's counts; once the last request on a retired version is over,
+        give its memory back."""
         for model in self.snapshot.loaded():
             model.flush()
+        if self.retired:
+            self.retired = [ref for ref in self.retired if ref() is not None]
+            if not self.retired:
+                release_memory()
+
+
+def _trim() -> Any:
+    """glibc's `malloc_trim`, or None where the C library has none (musl, macOS)."""
+    name = ctypes.util.find_library("c")
+    function = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    if function is not None:
+        function.argtypes = [ctypes.c_size_t]
+        function.restype = ctypes.c_int
+    return function
+
+
+_MALLOC_TRIM = _trim()
+
+
+def release_memory() -> None:
+    """Return freed heap pages to the system. A model version's buffers are freed when its last
+    reference goes, but glibc keeps the pages for reuse, and the next version's differently
+    sized buffers do not fit them: without this, every reload would add a few megabytes."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
