@@ -140,6 +140,9 @@ def test_memory_goes_back_once_the_last_request_on_a_retired_version_ends(
     registry.flush()
     registry.flush()
     assert releases == [1], "the retired version's memory is given back once, when it is free"
+    (repository / "housing" / "v1").rename(repository / "housing" / ".v1-removed")
+    load(registry, registry.scan(registry.snapshot.plan, ["housing"]))
+    assert releases == [1, 1], "with no request on it, a version's memory goes back at once"
 
 
 def test_release_memory_runs_on_this_c_library() -> None:

@@ -404,6 +404,8 @@ class Registry:
                     model.version,
                     extra={"event": "model_ready", "model": model.name, "version": model.version},
                 )
+        before.clear()
+        self._give_back()
 
     def refused(self, plan: Plan, name: str) -> None:
         """409 when versions of `name` could not be loaded (the others serve on)."""
@@ -420,6 +422,9 @@ class Registry:
         give its memory back."""
         for model in self.snapshot.loaded():
             model.flush()
+        self._give_back()
+
+    def _give_back(self) -> None:
         if self.retired:
             self.retired = [ref for ref in self.retired if ref() is not None]
             if not self.retired:
