@@ -7,7 +7,7 @@ come back in the order the request's first feature lists its row keys. Answers
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from typing_extensions import override
@@ -21,9 +21,6 @@ from ml_service.http.codecs.base import (
 )
 from ml_service.model.checks import Checker, Problems, check_row_count, invalid
 from ml_service.model.schema import FloatArray, ModelSchema, describe_type
-
-if TYPE_CHECKING:
-    pass
 
 FORMS: dict[type, str] = {dict: "an object of row keys to values", list: "a list of values"}
 
