@@ -1,4 +1,4 @@
-"""The `ml-service` command: train, serve, predict, watch."""
+"""The `ml-service` command: train, serve, predict, watch, pull, compare."""
 
 from __future__ import annotations
 
@@ -118,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     from ml_service import watch
 
     watch.add_parser(commands)
+    from ml_service.promotion import command as promotion
+
+    promotion.add_parser(commands)
 
     args = parser.parse_args(argv)
     try:
@@ -127,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve()
         if args.command == "watch":
             return watch.run(args)
+        if args.command in promotion.COMMANDS:
+            return promotion.run(args)
         return _predict(args)
     except ServiceError as exc:
         print(f"ml-service {args.command}: error: {exc.message}", file=sys.stderr)

@@ -41,6 +41,6 @@ def serve(bind: str | None = None) -> None:
         if exc.code in (0, None) or os.getpid() != master:
             raise
         raise ServerFailed(
-            f"the server stopped: a worker could not start (gunicorn exit status {exc.code}); "
-            "the log above says why"
+            f"the server stopped: a model could not be pulled or a worker could not start "
+            f"(gunicorn exit status {exc.code}); the log above says why"
         ) from None
