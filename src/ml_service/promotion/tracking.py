@@ -27,13 +27,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ml_service.errors import TrackingError
 from ml_service.model import artifact, metrics
-from ml_service.model.report import REPORT_FILE
-from ml_service.model.training import TrainingResult
+
+if TYPE_CHECKING:  # the registry side is used by servers, which never import training
+    from ml_service.model.training import TrainingResult
 
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 TELEMETRY_ENV = "MLFLOW_DISABLE_TELEMETRY"
@@ -126,6 +127,8 @@ def record_training(
     alias: str | None = None,
 ) -> Recorded:
     """Record the run that made the artifact at `artifact_dir` and register the artifact."""
+    from ml_service.model.report import REPORT_FILE
+
     mlflow = client(uri)
     name = experiment or manifest.name
     with errors(uri, f"recording the run in experiment {name!r}"):
