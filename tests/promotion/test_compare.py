@@ -189,6 +189,7 @@ def write_rows(path: Path, source: Path, edit: str) -> Path:
         ("metric", "--metric log_loss is not a metric of a regression model"),
         ("no holdout", "carries no held-out rows (holdout.csv); give the rows"),
         ("champion", "the champion (/nonexistent): "),
+        ("url challenger", "the challenger must be an artifact directory or a models:/"),
     ],
 )
 def test_what_cannot_be_compared_exits_1(
@@ -202,7 +203,7 @@ def test_what_cannot_be_compared_exits_1(
     tmp_path: Path,
 ) -> None:
     champion: Path | str = linear_housing.path
-    challenger: Path = model_dir
+    challenger: Path | str = model_dir
     more: list[str] = []
     if case == "task":
         champion = churn.path
@@ -218,6 +219,8 @@ def test_what_cannot_be_compared_exits_1(
         challenger = repackaged(model_dir, tmp_path / "housing", {artifact.HOLDOUT_FILE: None})
     elif case == "champion":
         champion = "/nonexistent"
+    elif case == "url challenger":
+        challenger = "url:http://127.0.0.1:9"
     status, out, err = run(capsys, champion, challenger, *more)
     assert (status, out) == (1, "")
     assert err.startswith("ml-service compare: error: ")

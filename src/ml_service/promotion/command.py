@@ -91,13 +91,13 @@ def _compare(args: argparse.Namespace) -> int:
     from ml_service.errors import CompareError
     from ml_service.promotion import compare, sources
 
+    if args.challenger.startswith(sources.URL_PREFIX):
+        raise CompareError("the challenger must be an artifact directory or a models:/ reference")
     with tempfile.TemporaryDirectory(prefix="ml-service-compare-") as work:
         where = Path(work)
         challenger = sources.side(
             "challenger", args.challenger, where / "challenger", "", None, args.tracking_uri
         )
-        if args.challenger.startswith(sources.URL_PREFIX):
-            raise CompareError("the challenger must be an artifact or a models:/ reference")
         champion = sources.side(
             "champion",
             args.champion,
