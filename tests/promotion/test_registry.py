@@ -220,6 +220,7 @@ def test_the_server_stops_on_a_reference_it_cannot_serve(
     ):
         pass
     assert "has no alias 'nobody'" in str(stopped.value)
+    assert "ml-service serve: error: the server stopped: it could not start" in str(stopped.value)
 
 
 def test_the_registry_side_imports_no_training_library() -> None:

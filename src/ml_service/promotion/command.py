@@ -1,13 +1,12 @@
 """`ml-service pull` and `ml-service compare`: the registry and the comparison on the command
-line, for people and pipelines."""
+line, for people and pipelines. Nothing heavy is imported until a command runs: every
+`ml-service` process builds these parsers, `serve` too, whose workers fork from it."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
-
-from ml_service.promotion.compare import DEFAULT_RESAMPLES
 
 COMMANDS = ("pull", "compare")
 
@@ -59,7 +58,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="how much worse the challenger may plausibly be, in the metric's units "
         "(default: the challenger's policy's, else 0)",
     )
-    compare.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES)
+    compare.add_argument(
+        "--resamples", type=int, default=None, help="bootstrap resamples (default: 1000)"
+    )
     compare.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     compare.add_argument(
         "--champion-repository",
@@ -107,7 +108,13 @@ def _compare(args: argparse.Namespace) -> int:
             args.tracking_uri,
         )
         outcome = compare.compare(
-            champion, challenger, args.data, args.metric, args.margin, args.resamples, args.seed
+            champion,
+            challenger,
+            args.data,
+            args.metric,
+            args.margin,
+            args.resamples or compare.DEFAULT_RESAMPLES,
+            args.seed,
         )
     print(outcome.text())
     return outcome.status

@@ -129,6 +129,7 @@ def record_training(
     """Record the run that made the artifact at `artifact_dir` and register the artifact."""
     from ml_service.model.report import REPORT_FILE
 
+    artifact.verify(artifact_dir)  # what is registered is what training wrote, file for file
     mlflow = client(uri)
     name = experiment or manifest.name
     with errors(uri, f"recording the run in experiment {name!r}"):
