@@ -1,4 +1,4 @@
-"""The `ml-service` command: train, serve, predict, watch."""
+"""The `ml-service` command: train, serve, predict, watch, pull, compare."""
 
 from __future__ import annotations
 
@@ -68,6 +68,20 @@ def main(argv: list[str] | None = None) -> int:
     for key in GATE_KEYS:
         gate.add_argument(f"--{key.replace('_', '-')}", type=float, default=None, metavar="X")
     train.add_argument("--seed", type=int, default=None)
+    tracked = train.add_argument_group("tracking (MLflow; the tracking extra)")
+    tracked.add_argument(
+        "--tracking-uri",
+        default=None,
+        metavar="URI",
+        help="record the run in MLflow and register the model there (default: "
+        "$MLFLOW_TRACKING_URI; off when neither is set), e.g. sqlite:///mlflow.db",
+    )
+    tracked.add_argument(
+        "--experiment", default=None, help="MLflow experiment (default: the model's name)"
+    )
+    tracked.add_argument(
+        "--alias", default=None, help="also point this alias of the registered model at it"
+    )
 
     commands.add_parser("serve", help="serve the model (settings from the environment)")
 
@@ -104,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     from ml_service import watch
 
     watch.add_parser(commands)
+    from ml_service.promotion import command as promotion
+
+    promotion.add_parser(commands)
 
     args = parser.parse_args(argv)
     try:
@@ -113,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve()
         if args.command == "watch":
             return watch.run(args)
+        if args.command in promotion.COMMANDS:
+            return promotion.run(args)
         return _predict(args)
     except ServiceError as exc:
         print(f"ml-service {args.command}: error: {exc.message}", file=sys.stderr)
@@ -143,24 +162,38 @@ def _train(args: argparse.Namespace) -> int:
     def progress(message: str) -> None:
         print(f"train: {message}", file=sys.stderr, flush=True)
 
+    from ml_service.promotion import tracking
+
+    uri = tracking.tracking_uri(args.tracking_uri)
+    if uri is not None:
+        tracking.check(uri)  # MLflow missing or the store unusable: say so before training
     out = None if args.repository else (args.out or Path("models/housing"))
     manifest, result = build_model(
         args.data, out, settings, args.schema, args.name, progress, repository=args.repository
     )
-    if args.repository is not None:
-        out = version_dir(args.repository, manifest.name, manifest.version)
-    print(
-        json.dumps(
-            {
-                "name": manifest.name,
-                "version": manifest.version,
-                "path": str(out),
-                "task": result.task,
-                "model": result.chosen.family,
-                "metrics": dict(result.holdout),
-            }
-        )
+    path: Path = (
+        version_dir(args.repository, manifest.name, manifest.version)
+        if args.repository is not None
+        else args.out or Path("models/housing")
     )
+    printed: dict[str, Any] = {
+        "name": manifest.name,
+        "version": manifest.version,
+        "path": str(path),
+        "task": result.task,
+        "model": result.chosen.family,
+        "metrics": dict(result.holdout),
+    }
+    if uri is not None:
+        recorded = tracking.record_training(
+            uri, args.data, path, manifest, result, args.experiment, args.alias
+        )
+        progress(
+            f"recorded run {recorded.run_id} in MLflow ({tracking.shown(uri)}); registered "
+            f"{recorded.model} version {recorded.version}"
+        )
+        printed["tracking"] = recorded.to_dict()
+    print(json.dumps(printed))
     return 0
 
 

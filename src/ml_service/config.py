@@ -9,6 +9,7 @@ field (a test keeps the two in step).
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal, Self
@@ -22,6 +23,11 @@ METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 DEFAULT_MODEL_DIR = Path("models/housing")
 # Model names as paths and directories carry them.
 MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+# A registered version by number or alias (ml_service.promotion.registry reads it).
+REGISTRY_REFERENCE = re.compile(
+    r"^models:/[A-Za-z0-9][A-Za-z0-9_.-]{0,127}"
+    r"(?:/[1-9][0-9]{0,9}|@[A-Za-z][A-Za-z0-9_-]{0,254})$"
+)
 
 
 def _default_workers() -> int:
@@ -75,6 +81,13 @@ class Settings(BaseSettings):
         None,
         description="Bearer token for the model repository API (/v2/repository/...); the API "
         "answers 403 when unset. At least 16 characters.",
+    )
+    registry_models: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Comma-separated MLflow registry references (`models:/<name>/<version>` or "
+        "`models:/<name>@<alias>`) downloaded, verified, into the model repository at start-up "
+        "and served from it; needs `ML_SERVICE_MODEL_REPOSITORY`, `MLFLOW_TRACKING_URI` and the "
+        "tracking extra.",
     )
     model_sha256: str | None = Field(
         None,
@@ -193,6 +206,19 @@ class Settings(BaseSettings):
             pins[name.strip()] = version.strip()
         return pins
 
+    @field_validator("registry_models", mode="before")
+    @classmethod
+    def _references(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        if isinstance(value, list | tuple):
+            wrong = [v for v in value if not isinstance(v, str) or not REGISTRY_REFERENCE.match(v)]
+            if wrong:
+                raise ValueError(
+                    f"{wrong[0]!r} is not models:/<name>/<version> or models:/<name>@<alias>"
+                )
+        return value
+
     @field_validator("admin_token")
     @classmethod
     def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
@@ -206,6 +232,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 "set ML_SERVICE_MODEL_DIR (one artifact) or ML_SERVICE_MODEL_REPOSITORY, not both"
             )
+        if self.registry_models and self.model_repository is None:
+            raise ValueError(
+                "ML_SERVICE_REGISTRY_MODELS needs ML_SERVICE_MODEL_REPOSITORY to download into"
+            )
+        if self.registry_models and not os.environ.get("MLFLOW_TRACKING_URI"):
+            raise ValueError("ML_SERVICE_REGISTRY_MODELS needs MLFLOW_TRACKING_URI (the registry)")
         if self.model_sha256 is not None and self.model_repository is not None:
             raise ValueError("ML_SERVICE_MODEL_SHA256 pins one artifact, not a repository")
         return self

@@ -24,6 +24,9 @@ other exception into one (a foreign HTTP error into its class here, anything une
         QualityGateFailed
       ServerFailed              `ml-service serve` stopped: a worker could not start (exit status 1)
       ClientError               `ml-service predict` got no usable answer
+      WatchError                `ml-service watch` could not read a service's metrics
+      TrackingError             MLflow tracking or its registry cannot be used
+      CompareError              `ml-service compare` could not compare the models (exit status 1)
 """
 
 from __future__ import annotations
@@ -166,3 +169,12 @@ class ClientError(ServiceError):
 
 class WatchError(ServiceError):
     """`ml-service watch` could not read a service's metrics."""
+
+
+class TrackingError(ServiceError):
+    """MLflow tracking or its model registry cannot be used: not installed, unreachable, refused,
+    or a registered version that is missing or fails verification."""
+
+
+class CompareError(ServiceError):
+    """`ml-service compare` could not compare the models (exit status 1)."""

@@ -17,3 +17,23 @@ def test_serving_never_imports_training_libraries() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert result.stdout.strip() == ""
+
+
+def test_the_command_imports_nothing_heavy_before_a_subcommand_runs() -> None:
+    # `ml-service serve` builds every subcommand's parser in the process its workers fork from:
+    # a thread pool started there (pandas, pyarrow, onnxruntime) breaks in the forked workers.
+    code = (
+        "import sys\n"
+        "from ml_service.cli import main\n"
+        "try:\n"
+        "    main(['--version'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'matplotlib', "
+        "'pandas', 'pyarrow', 'onnxruntime', 'scipy', 'mlflow'})\n"
+        "print('heavy:' + ','.join(heavy))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.splitlines()[-1] == "heavy:"

@@ -7,6 +7,8 @@ Layout (each file listed with its SHA-256 and size in `manifest.json`):
 - `model.skops`: the same pipeline for scikit-learn, loaded with skops and an explicit list of
   trusted types (never plain pickle). Used to compare and to inspect, never by the server.
 - `schema.json`, `card.json`, `card.md`: the feature schema and the model card.
+- `holdout.csv`: the held-out rows as read from the data file (the features and the target),
+  what `ml-service compare` scores by default; `promotion.json`: the model's promotion policy.
 - anything else training adds (the report), also digested.
 
 Every file is checked against the manifest before it is used; a missing, truncated, modified or
@@ -39,6 +41,7 @@ SKOPS_FILE = "model.skops"
 SCHEMA_FILE = "schema.json"
 CARD_JSON = "card.json"
 CARD_MD = "card.md"
+HOLDOUT_FILE = "holdout.csv"
 REQUIRED = (ONNX_FILE, SKOPS_FILE, SCHEMA_FILE, CARD_JSON)
 ONNX_OPSETS = {"": 17, "ai.onnx.ml": 3}
 ONNX_INPUT = "input"

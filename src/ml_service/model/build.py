@@ -26,6 +26,8 @@ from ml_service.model.training import (
     check_quality,
     train,
 )
+from ml_service.promotion.policy import POLICY_FILE
+from ml_service.promotion.policy import from_raw as promotion_policy
 from ml_service.repository.layout import version_dir
 
 
@@ -49,6 +51,8 @@ def build_model(
         progress(f"left out {left_out.name}: {left_out.reason}")
     task, classes = infer_task(table, plan.target, settings.task)
     schema = training_schema(table, plan, task, classes, schema_file, name)
+    where = str(schema_file.path) if schema_file else str(data_path)
+    policy = promotion_policy(schema_file.raw if schema_file else {}, schema, where)
     dataset = to_dataset(table, schema, settings.cv_folds, settings.test_size)
     kinds = [f.kind for f in schema.features]
     what = task if classes is None else f"{task} into {len(classes)} classes"
@@ -78,6 +82,8 @@ def build_model(
         artifact.SCHEMA_FILE: _json(result.schema.to_dict()),
         artifact.CARD_JSON: _json(card),
         artifact.CARD_MD: card_markdown(card).encode(),
+        artifact.HOLDOUT_FILE: _holdout_rows(result),
+        POLICY_FILE: policy.to_bytes(),
     }
     progress("drawing the report")
     files.update(build_report(result, card))
@@ -90,6 +96,14 @@ def build_model(
     )
     progress(f"wrote {out_dir} (model {manifest.name} version {manifest.version})")
     return manifest, result
+
+
+def _holdout_rows(result: TrainingResult) -> bytes:
+    """The held-out rows as the data file had them: the features and the target, as CSV."""
+    dataset = result.dataset
+    columns = [*result.schema.names, result.schema.target.name]
+    rows = dataset.table.frame.loc[dataset.records[result.test_index], columns]
+    return str(rows.to_csv(index=False)).encode()
 
 
 def _json(value: object) -> bytes:

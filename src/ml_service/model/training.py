@@ -133,6 +133,10 @@ class TrainingResult:
     y_train: npt.NDArray[Any] = field(repr=False)
     probabilities: FloatArray | None = None
     warnings: tuple[str, ...] = ()
+    # Positions in `dataset` of the held-out rows (`x_test`), in the same order.
+    test_index: npt.NDArray[np.int64] = field(
+        default_factory=lambda: np.empty(0, dtype=np.int64), repr=False
+    )
 
     @property
     def task(self) -> Task:
@@ -283,6 +287,7 @@ def train(  # noqa: PLR0915 - one sequence of steps, told in the module docstrin
         y_train=y_train,
         probabilities=None if regression else held,
         warnings=tuple(plan.warnings) + tuple(noted),
+        test_index=np.asarray(test_idx, dtype=np.int64),
     )
 
 

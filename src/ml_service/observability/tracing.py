@@ -32,9 +32,9 @@ def instrument(app: ASGIApp, settings: Settings) -> ASGIApp:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found]
             OTLPSpanExporter,
         )
-        from opentelemetry.sdk.resources import Resource  # type: ignore[import-not-found]
-        from opentelemetry.sdk.trace import TracerProvider  # type: ignore[import-not-found]
-        from opentelemetry.sdk.trace.export import (  # type: ignore[import-not-found]
+        from opentelemetry.sdk.resources import Resource  # type: ignore[import-not-found, unused-ignore]
+        from opentelemetry.sdk.trace import TracerProvider  # type: ignore[import-not-found, unused-ignore]
+        from opentelemetry.sdk.trace.export import (  # type: ignore[import-not-found, unused-ignore]
             BatchSpanProcessor,
         )
     except ImportError as exc:

@@ -40,7 +40,9 @@ def serve(bind: str | None = None) -> None:
         # master to read, unchanged.
         if exc.code in (0, None) or os.getpid() != master:
             raise
+        # 3 is gunicorn's worker boot error; anything else stopped the master before any
+        # worker ran (a registry model that could not be pulled).
+        why = "a worker could not start" if exc.code == 3 else "it could not start"
         raise ServerFailed(
-            f"the server stopped: a worker could not start (gunicorn exit status {exc.code}); "
-            "the log above says why"
+            f"the server stopped: {why} (gunicorn exit status {exc.code}); the log above says why"
         ) from None

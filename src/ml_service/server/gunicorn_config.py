@@ -52,6 +52,7 @@ def on_starting(server: Any) -> None:
     And stop the way `ml_service.server.arbiter` says.
     """
     arbiter.adapt(server)
+    _pull_registry_models()
     directory = Path(os.environ[METRICS_DIR_ENV])
     if directory.exists():
         for entry in directory.iterdir():
@@ -60,6 +61,28 @@ def on_starting(server: Any) -> None:
             elif entry.is_dir():
                 shutil.rmtree(entry)
     directory.mkdir(parents=True, exist_ok=True)
+
+
+def _pull_registry_models() -> None:
+    """`ML_SERVICE_REGISTRY_MODELS` downloaded into the repository once, by the master, before
+    any worker scans it; a reference that cannot be served stops the server, saying why."""
+    if not _settings.registry_models or _settings.model_repository is None:
+        return
+    import logging
+
+    from ml_service.errors import ServiceError
+    from ml_service.promotion.registry import pull_for_serving
+
+    try:
+        pull_for_serving(_settings.registry_models, _settings.model_repository)
+    except ServiceError as exc:
+        logging.getLogger("ml_service.registry").error(
+            "cannot serve ML_SERVICE_REGISTRY_MODELS: %s",
+            exc.message,
+            extra={"event": "registry_pull_failed"},
+        )
+        flush_logs()
+        raise SystemExit(1) from None
 
 
 def pre_fork(server: Any, worker: Any) -> None:  # noqa: ARG001
