@@ -1,4 +1,4 @@
-"""The `ml-service` command: train, serve, predict, watch."""
+"""The `ml-service` command: train, serve, predict, watch, score."""
 
 from __future__ import annotations
 
@@ -102,8 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     from ml_service import watch
+    from ml_service.batch import command as score
 
     watch.add_parser(commands)
+    score.add_parser(commands)
 
     args = parser.parse_args(argv)
     try:
@@ -113,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve()
         if args.command == "watch":
             return watch.run(args)
+        if args.command == "score":
+            return score.run(args)
         return _predict(args)
     except ServiceError as exc:
         print(f"ml-service {args.command}: error: {exc.message}", file=sys.stderr)

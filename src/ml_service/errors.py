@@ -24,6 +24,7 @@ other exception into one (a foreign HTTP error into its class here, anything une
         QualityGateFailed
       ServerFailed              `ml-service serve` stopped: a worker could not start (exit status 1)
       ClientError               `ml-service predict` got no usable answer
+      BatchError                `ml-service score` cannot go on (exit status 1)
 """
 
 from __future__ import annotations
@@ -166,3 +167,7 @@ class ClientError(ServiceError):
 
 class WatchError(ServiceError):
     """`ml-service watch` could not read a service's metrics."""
+
+
+class BatchError(ServiceError):
+    """`ml-service score` could not score a file: unreadable input, missing columns, bad options."""

@@ -29,12 +29,12 @@ def instrument(app: ASGIApp, settings: Settings) -> ASGIApp:
         return app
     try:
         from opentelemetry import trace
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found]
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found, unused-ignore]
             OTLPSpanExporter,
         )
-        from opentelemetry.sdk.resources import Resource  # type: ignore[import-not-found]
-        from opentelemetry.sdk.trace import TracerProvider  # type: ignore[import-not-found]
-        from opentelemetry.sdk.trace.export import (  # type: ignore[import-not-found]
+        from opentelemetry.sdk.resources import Resource  # type: ignore[import-not-found, unused-ignore]
+        from opentelemetry.sdk.trace import TracerProvider  # type: ignore[import-not-found, unused-ignore]
+        from opentelemetry.sdk.trace.export import (  # type: ignore[import-not-found, unused-ignore]
             BatchSpanProcessor,
         )
     except ImportError as exc:
