@@ -19,22 +19,21 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from ml_service.batch.files import (
-    FORMATS,
-    Format,
-    TableWriter,
-    atomic_writer,
-    file_format,
-    open_reader,
-)
-from ml_service.batch.progress import PREFIX, Progress
-from ml_service.batch.scoring import PREDICTION, Scorer
 from ml_service.errors import BatchError
-from ml_service.model.artifact import MANIFEST, ServingArtifact, load_serving
-from ml_service.predictor import Predictor
+
+if TYPE_CHECKING:
+    from ml_service.batch.files import Format, TableWriter
+    from ml_service.batch.progress import Progress
+    from ml_service.batch.scoring import Scorer
+    from ml_service.model.artifact import ServingArtifact
+
+# The parser is built by every `ml-service` process, `serve` too: the heavy modules (pyarrow,
+# pandas, onnxruntime) are imported only when a file is scored.
+PREFIX = "ml-service score"
+FORMATS = ("csv", "parquet")
+PREDICTION = "prediction"
 
 DEFAULT_CHUNK_ROWS = 50_000
 REPOSITORY_ENV = "ML_SERVICE_MODEL_REPOSITORY"
@@ -164,6 +163,9 @@ class Job:
 
 def job(args: argparse.Namespace) -> Job:
     """The run `args` ask for (`BatchError` when an option or file cannot be used)."""
+    from ml_service.batch.files import file_format
+    from ml_service.model.artifact import load_serving
+
     input_format = file_format(args.input, args.format)
     output_format = file_format(args.output, args.format)
     rejects = args.rejects or args.output.with_name(f"{args.output.stem}.rejects.csv")
@@ -192,6 +194,7 @@ def job(args: argparse.Namespace) -> Job:
 
 def model_path(model: str, repository: Path | None = None) -> Path:
     """The artifact `--model` names: a directory, or NAME[/VERSION] in the repository."""
+    from ml_service.model.artifact import MANIFEST
     from ml_service.repository.layout import newest, scan_repository, version_dir
 
     given = Path(model)
@@ -231,11 +234,19 @@ class Show:
     every: float = 10.0
 
     def progress(self, total: int, unit: str) -> Progress:
+        from ml_service.batch.progress import Progress
+
         return Progress(total, unit, quiet=self.quiet, every=self.every)
 
 
 def score_file(job: Job, show: Show | None = None) -> Summary:
     """Score the job's input on this machine into its output and rejects files."""
+    import numpy as np
+
+    from ml_service.batch.files import open_reader
+    from ml_service.batch.scoring import Scorer
+    from ml_service.predictor import Predictor
+
     started = time.monotonic()
     predictor = Predictor(job.artifact)
     scored = rejected = 0
@@ -275,6 +286,8 @@ def score_file(job: Job, show: Show | None = None) -> Summary:
 
 @contextlib.contextmanager
 def _writers(job: Job, scorer: Scorer) -> Iterator[tuple[TableWriter, TableWriter]]:
+    from ml_service.batch.files import atomic_writer
+
     with (
         atomic_writer(job.rejects, job.rejects_format, scorer.rejects_schema) as rejects,
         atomic_writer(job.output, job.output_format, scorer.output_schema) as output,

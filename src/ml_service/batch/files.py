@@ -22,11 +22,11 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from ml_service.batch.command import FORMATS
 from ml_service.errors import BatchError
 from ml_service.model.data import CSV_SUFFIXES, PARQUET_SUFFIXES
 
 Format = Literal["csv", "parquet"]
-FORMATS: tuple[Format, ...] = ("csv", "parquet")
 # pyarrow parses a CSV in blocks of this many bytes (then rows are regrouped into chunks).
 CSV_BLOCK_BYTES = 4 << 20
 
@@ -132,9 +132,15 @@ def _parquet(path: Path, chunk_rows: int) -> Reader:
     _refuse_twice(path, list(schema.names))
     batches = parquet.iter_batches(batch_size=chunk_rows)
     return Reader(
-        path, "parquet", schema, chunk_rows, parquet.metadata.num_rows, "rows", batches,
+        path,
+        "parquet",
+        schema,
+        chunk_rows,
+        parquet.metadata.num_rows,
+        "rows",
+        batches,
         _closers=[parquet],
-    )  # fmt: skip
+    )
 
 
 def _csv(path: Path, chunk_rows: int) -> Reader:
@@ -150,8 +156,10 @@ def _csv(path: Path, chunk_rows: int) -> Reader:
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.string() for name in names},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
+                # A blank cell is null (as Spark reads it); any other text stays text.
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
             ),
         )
     except pa.ArrowInvalid as exc:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-PREFIX = "ml-service score"
+from ml_service.batch.command import PREFIX
 
 
 class Progress:

@@ -21,13 +21,13 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from ml_service.batch.command import PREDICTION
 from ml_service.errors import BatchError
 from ml_service.model.artifact import ServingArtifact
 from ml_service.model.data import CellProblem, clean, to_matrix
 from ml_service.model.schema import Label, ModelSchema
 from ml_service.predictor import Predictor
 
-PREDICTION = "prediction"
 PROBABILITY = "probability_"
 ROW = "row"
 PROBLEMS = "problems"
@@ -38,9 +38,10 @@ IntArray = npt.NDArray[np.int64]
 
 @dataclass(frozen=True)
 class Scored:
-    """What one chunk became: the output table and the rejects table."""
+    """What one chunk became: the output table, the row numbers of its rows, the rejects."""
 
     output: pa.Table
+    rows: IntArray
     rejects: pa.Table
 
 
@@ -104,9 +105,7 @@ class Scorer:
                 "leave them out with --columns or name the prediction with --prediction-column"
             )
         self.added = added
-        self.output_schema = pa.schema(
-            [input_schema.field(n) for n in wanted] + added  # keeps the input's types
-        )
+        self.output_schema = pa.schema([input_schema.field(n) for n in wanted] + added)
         id_fields = [] if id_column is None else [input_schema.field(id_column)]
         self.rejects_schema = pa.schema(
             [pa.field(ROW, pa.int64()), *id_fields, pa.field(PROBLEMS, pa.string())]
@@ -131,10 +130,8 @@ class Scorer:
             arrays.extend(
                 pa.array(probabilities[:, k], pa.float64()) for k in range(len(self._classes))
             )
-        output = pa.Table.from_arrays(
-            [*kept.columns, *arrays], schema=self.output_schema
-        )  # fmt: skip
-        return Scored(output, self._rejects(chunk, rows, conversion.problems))
+        output = pa.Table.from_arrays([*kept.columns, *arrays], schema=self.output_schema)
+        return Scored(output, rows[accepted], self._rejects(chunk, rows, conversion.problems))
 
     def _rejects(
         self, chunk: pa.Table, rows: IntArray, problems: Sequence[CellProblem]
