@@ -16,16 +16,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ml_service.batch.command import PREDICTION
 from ml_service.errors import BatchError
 from ml_service.model.artifact import ServingArtifact
 from ml_service.model.data import CellProblem, clean, to_matrix
-from ml_service.model.schema import Label, ModelSchema
+from ml_service.model.schema import MISSING_TOKENS, FloatArray, Label, ModelSchema
 from ml_service.predictor import Predictor
 
 PROBABILITY = "probability_"
@@ -114,7 +117,7 @@ class Scorer:
 
     def score(self, chunk: pa.Table, rows: IntArray) -> Scored:
         """Score `chunk`, whose rows are numbered `rows` (1-based) in the whole input."""
-        frame = chunk.select(self.names).to_pandas()
+        frame = self._frame(chunk)
         cleaned = clean(frame).reindex(frame.index)  # a row of blanks is kept, and refused
         conversion = to_matrix(cleaned, self.features)
         accepted = ~conversion.refused
@@ -133,6 +136,20 @@ class Scorer:
         output = pa.Table.from_arrays([*kept.columns, *arrays], schema=self.output_schema)
         return Scored(output, rows[accepted], self._rejects(chunk, rows, conversion.problems))
 
+    def _frame(self, chunk: pa.Table) -> pd.DataFrame:
+        """The feature columns as pandas. A numeric feature's text column is parsed by pyarrow
+        when every cell is a missing-value token or a number (the common case, many times
+        faster than the text path); any other column goes as it is, for `to_matrix` to read
+        and refuse cell by cell."""
+        columns: dict[str, Any] = {}
+        for feature in self.features:
+            column = chunk.column(feature.name)
+            numbers = None
+            if not feature.categorical and _is_text(column.type):
+                numbers = _numbers(column)
+            columns[feature.name] = numbers if numbers is not None else column.to_pandas()
+        return pd.DataFrame(columns, index=pd.RangeIndex(chunk.num_rows))
+
     def _rejects(
         self, chunk: pa.Table, rows: IntArray, problems: Sequence[CellProblem]
     ) -> pa.Table:
@@ -146,3 +163,24 @@ class Scorer:
             columns.append(chunk.column(self.id_column).take(pa.array(positions, pa.int64())))
         columns.append(pa.array([SEPARATOR.join(by_row[i]) for i in positions], pa.string()))
         return pa.Table.from_arrays(columns, schema=self.rejects_schema)
+
+
+_TOKENS = pa.array(MISSING_TOKENS, pa.string())
+
+
+def _numbers(column: pa.ChunkedArray) -> FloatArray | None:
+    """A text column as float64 (missing tokens as NaN) when every other cell is a number
+    pyarrow reads; None when any is not (or reads as NaN), for the exact path to decide."""
+    missing = pc.is_in(column, value_set=_TOKENS.cast(column.type))
+    try:
+        numbers = pc.cast(pc.if_else(missing, None, column), pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if pc.any(pc.is_nan(numbers)).as_py():
+        return None
+    values: FloatArray = numbers.to_numpy(zero_copy_only=False)
+    return values
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
