@@ -152,7 +152,9 @@ def measure(bin_dir: Path, model_dir: Path, tmp: Path, spark: bool = True) -> di
     }
     if spark:
         for cores in (1, 2):
-            rate = spark_rows_per_s(model_dir, paths["spark"], tmp / f"spark{cores}", f"local[{cores}]")
+            rate = spark_rows_per_s(
+                model_dir, paths["spark"], tmp / f"spark{cores}", f"local[{cores}]"
+            )
             if rate is not None:
                 out[f"spark_rows_per_s_local{cores}_{SPARK_ROWS // 1000}k"] = round(rate)
     return out

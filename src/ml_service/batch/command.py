@@ -297,14 +297,21 @@ def _writers(job: Job, scorer: Scorer) -> Iterator[tuple[TableWriter, TableWrite
 
 def run(args: argparse.Namespace) -> int:
     """Run `ml-service score`: the summary on stderr (and in `--summary-json`)."""
-    work = job(args)
-    show = Show(args.quiet, args.progress_every)
-    if args.engine == "spark":
-        from ml_service.batch import spark
+    try:
+        work = job(args)
+        show = Show(args.quiet, args.progress_every)
+        if args.engine == "spark":
+            from ml_service.batch import spark
 
-        summary = spark.score_file(work, args.master, show)
-    else:
-        summary = score_file(work, show)
+            summary = spark.score_file(work, args.master, show)
+        else:
+            summary = score_file(work, show)
+    except ImportError as exc:
+        extra = "spark" if args.engine == "spark" else "train"
+        raise BatchError(
+            f"scoring files needs {exc.name or 'a library'} that is not installed here; "
+            f"install ml-service[{extra}]"
+        ) from None
     if not args.quiet:
         print(f"{PREFIX}: {summary.describe()}", file=sys.stderr, flush=True)
     if args.summary_json is not None:

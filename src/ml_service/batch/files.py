@@ -28,7 +28,7 @@ from ml_service.model.data import CSV_SUFFIXES, PARQUET_SUFFIXES
 
 Format = Literal["csv", "parquet"]
 # pyarrow parses a CSV in blocks of this many bytes (then rows are regrouped into chunks).
-CSV_BLOCK_BYTES = 4 << 20
+CSV_BLOCK_BYTES = 1 << 19
 
 
 def file_format(path: Path, given: str | None = None) -> Format:
