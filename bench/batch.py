@@ -34,8 +34,9 @@ _PEAK = (
 )
 
 _SPARK = """
-import json, sys, time
+import json, os, sys, time
 from pathlib import Path
+os.environ["PYSPARK_PYTHON"] = sys.executable
 from pyspark.sql import SparkSession
 from ml_service.batch.spark import read, score_dataframe
 master, source, model, out = sys.argv[1:5]
