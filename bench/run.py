@@ -939,6 +939,21 @@ def run_servers(
             )
 
 
+def batch_section(args: argparse.Namespace, results: Results) -> None:
+    """`ml-service score` and Spark on generated housing files (bench/batch.py)."""
+    import batch
+
+    print("bench: batch scoring (ml-service score on 1,000,000 rows)", flush=True)
+    with tempfile.TemporaryDirectory(prefix="ml-service-bench-batch-") as tmp:
+        try:
+            results.batch = batch.measure(
+                args.bin, args.model_dir, Path(tmp), spark=not args.no_spark
+            )
+        except (RuntimeError, subprocess.CalledProcessError) as exc:
+            results.failures.append(f"batch: {exc}")
+    evaluate_batch(results)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.bin, args.model_dir = args.bin.absolute(), args.model_dir.absolute()
@@ -991,18 +1006,8 @@ def main(argv: list[str] | None = None) -> int:
                 results.failures.append(str(exc))
         evaluate(results)
     if args.only in ("all", "batch"):
-        import batch
-
         os.sched_setaffinity(0, every_cpu)  # Spark's local[2] needs two cores
-        print("bench: batch scoring (ml-service score on 1,000,000 rows)", flush=True)
-        with tempfile.TemporaryDirectory(prefix="ml-service-bench-batch-") as tmp:
-            try:
-                results.batch = batch.measure(
-                    args.bin, args.model_dir, Path(tmp), spark=not args.no_spark
-                )
-            except (RuntimeError, subprocess.CalledProcessError) as exc:
-                results.failures.append(f"batch: {exc}")
-        evaluate_batch(results)
+        batch_section(args, results)
     results.failures.extend(
         f"{r.server} {r.request} c={r.connections}: {r.errors} failed requests"
         for r in results.runs
