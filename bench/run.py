@@ -5,7 +5,9 @@ httptools), pinned to one core; wrk runs pinned to another, so noise on this mac
 in the ratios. For each server and request kind, wrk drives 1, 8 and 64 connections. Also
 measured: the model alone in-process (rows/s on a 10,000-row array, µs for one row, and per
 batch size, which decides whether micro-batching could pay), cold start (process start to
-`/health/ready` answering 200) and resident memory per worker.
+`/health/ready` answering 200) and resident memory per worker. The batch section
+(`bench/batch.py`; `--only batch` runs it alone) measures `ml-service score` on 1,000,000 rows
+against the model alone, its peak memory, and Spark at `local[1]` and `local[2]`.
 
 Writes `bench/results/latest.json` and `latest.md`; exits 1 if any request failed or answered
 wrongly (and, with `--strict`, if a target is missed). Server logs go to `--logs`.
@@ -74,6 +76,7 @@ class Results:
     runs: list[Run] = field(default_factory=list)
     model: dict[str, Any] = field(default_factory=dict)
     service: dict[str, Any] = field(default_factory=dict)
+    batch: dict[str, Any] = field(default_factory=dict)
     targets: list[dict[str, Any]] = field(default_factory=list)
     comparison: list[dict[str, Any]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
@@ -586,6 +589,30 @@ def evaluate(results: Results) -> None:
     target("resident memory per worker, MB", results.service.get("worker_rss_mb"), 150, above=False)
 
 
+def evaluate_batch(results: Results) -> None:
+    """The batch section's targets: `ml-service score` near the model's own rows/s, flat memory."""
+    figures = results.batch
+    for kind in ("csv", "parquet"):
+        value = figures.get(f"score_{kind}_share_of_model")
+        results.targets.append(
+            {
+                "target": f"ml-service score on 1,000,000 {kind} rows, share of the model's rows/s",
+                "value": value,
+                "limit": 0.7,
+                "met": value is not None and value >= 0.7,
+            }
+        )
+    value = figures.get("score_peak_rss_ratio_1m_to_10k")
+    results.targets.append(
+        {
+            "target": "ml-service score peak memory, 1,000,000 rows over 10,000 rows",
+            "value": value,
+            "limit": 1.5,
+            "met": value is not None and value <= 1.5,
+        }
+    )
+
+
 def markdown(results: Results) -> str:
     lines = [
         f"# ml-service benchmark ({results.started})",
@@ -614,6 +641,10 @@ def markdown(results: Results) -> str:
     lines += ["", "| measured in-process / at start | value |", "| --- | ---: |"]
     for key, value in {**results.model, **results.service}.items():
         lines.append(f"| {key} | {value} |")
+    if results.batch:
+        lines += ["", "| batch scoring (`ml-service score`, Spark) | value |", "| --- | ---: |"]
+        for key, value in results.batch.items():
+            lines.append(f"| {key} | {value} |")
     if results.comparison:
         lines += [
             "",
@@ -673,6 +704,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also serve ml_service from this source tree (say, the last release) in the same "
         "rounds, as the server `baseline`: before and after in one run",
     )
+    parser.add_argument(
+        "--only",
+        choices=("all", "servers", "batch"),
+        default="all",
+        help="run only the servers (wrk, the model alone, cold starts) or only the batch "
+        "section (`ml-service score` on 1,000,000 rows, its memory, Spark scaling)",
+    )
+    parser.add_argument("--no-spark", action="store_true", help="batch section without Spark")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     return parser.parse_args(argv)
 
@@ -900,6 +939,21 @@ def run_servers(
             )
 
 
+def batch_section(args: argparse.Namespace, results: Results) -> None:
+    """`ml-service score` and Spark on generated housing files (bench/batch.py)."""
+    import batch
+
+    print("bench: batch scoring (ml-service score on 1,000,000 rows)", flush=True)
+    with tempfile.TemporaryDirectory(prefix="ml-service-bench-batch-") as tmp:
+        try:
+            results.batch = batch.measure(
+                args.bin, args.model_dir, Path(tmp), spark=not args.no_spark
+            )
+        except (RuntimeError, subprocess.CalledProcessError) as exc:
+            results.failures.append(f"batch: {exc}")
+    evaluate_batch(results)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.bin, args.model_dir = args.bin.absolute(), args.model_dir.absolute()
@@ -911,12 +965,14 @@ def main(argv: list[str] | None = None) -> int:
     from ml_service.model.artifact import load_serving
     from ml_service.predictor import Predictor
 
-    if shutil.which("wrk") is None:
+    servers = args.only in ("all", "servers")
+    if servers and shutil.which("wrk") is None:
         print("bench: wrk is not installed (make bench installs it)", file=sys.stderr)
         return 2
     artifact = load_serving(args.model_dir)
     server_cpu, client_cpu = pick_cpus()
-    if client_cpu is not None:
+    every_cpu = os.sched_getaffinity(0)
+    if client_cpu is not None and servers:
         os.sched_setaffinity(0, {client_cpu})
     settings = {
         "duration": args.duration,
@@ -936,18 +992,22 @@ def main(argv: list[str] | None = None) -> int:
     }
     started = datetime.now(UTC).isoformat(timespec="seconds")
     results = Results(started=started, machine=machine(), settings=settings)
-    kinds, one, batch = request_kinds(artifact.schema, artifact.name)
-    print("bench: the model alone, in-process", flush=True)
-    results.model = model_alone(args.model_dir, one, batch)
-    predictor = Predictor(artifact)
-    expected = {"one": values(predictor.predict(one)), "batch": values(predictor.predict(batch))}
-    args.logs.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="ml-service-bench-") as tmp:
-        try:
-            run_servers(args, kinds, expected, (server_cpu, client_cpu), Path(tmp), results)
-        except (RuntimeError, subprocess.TimeoutExpired) as exc:
-            results.failures.append(str(exc))
-    evaluate(results)
+    if servers:
+        kinds, one, rows = request_kinds(artifact.schema, artifact.name)
+        print("bench: the model alone, in-process", flush=True)
+        results.model = model_alone(args.model_dir, one, rows)
+        predictor = Predictor(artifact)
+        expected = {"one": values(predictor.predict(one)), "batch": values(predictor.predict(rows))}
+        args.logs.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="ml-service-bench-") as tmp:
+            try:
+                run_servers(args, kinds, expected, (server_cpu, client_cpu), Path(tmp), results)
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                results.failures.append(str(exc))
+        evaluate(results)
+    if args.only in ("all", "batch"):
+        os.sched_setaffinity(0, every_cpu)  # Spark's local[2] needs two cores
+        batch_section(args, results)
     results.failures.extend(
         f"{r.server} {r.request} c={r.connections}: {r.errors} failed requests"
         for r in results.runs

@@ -1,4 +1,4 @@
-"""The `ml-service` command: train, serve, predict, watch, pull, compare."""
+"""The `ml-service` command: train, serve, predict, watch, score, pull, compare."""
 
 from __future__ import annotations
 
@@ -116,10 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     from ml_service import watch
-
-    watch.add_parser(commands)
+    from ml_service.batch import command as score
     from ml_service.promotion import command as promotion
 
+    watch.add_parser(commands)
+    score.add_parser(commands)
     promotion.add_parser(commands)
 
     args = parser.parse_args(argv)
@@ -130,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve()
         if args.command == "watch":
             return watch.run(args)
+        if args.command == "score":
+            return score.run(args)
         if args.command in promotion.COMMANDS:
             return promotion.run(args)
         return _predict(args)

@@ -24,10 +24,11 @@ from ml_service import __version__
 from ml_service.errors import ClientError
 from ml_service.http.codecs import BY_DIALECT, CODECS, Codec
 from ml_service.http.codecs.base import Answer
+from ml_service.model.schema import MISSING_TOKENS
 
 RETRY_STATUSES = frozenset({502, 503, 504})
 KEY_ENV = "ML_SERVICE_API_KEY"
-_MISSING = frozenset({"", "NA", "N/A", "NaN", "nan", "null", "NULL"})
+_MISSING = frozenset(MISSING_TOKENS)
 
 
 @dataclass(frozen=True)

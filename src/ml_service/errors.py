@@ -27,6 +27,7 @@ other exception into one (a foreign HTTP error into its class here, anything une
       WatchError                `ml-service watch` could not read a service's metrics
       TrackingError             MLflow tracking or its registry cannot be used
       CompareError              `ml-service compare` could not compare the models (exit status 1)
+      BatchError                `ml-service score` cannot go on (exit status 1)
 """
 
 from __future__ import annotations
@@ -178,3 +179,7 @@ class TrackingError(ServiceError):
 
 class CompareError(ServiceError):
     """`ml-service compare` could not compare the models (exit status 1)."""
+
+
+class BatchError(ServiceError):
+    """`ml-service score` could not score a file: unreadable input, missing columns, bad options."""

@@ -29,7 +29,7 @@ def instrument(app: ASGIApp, settings: Settings) -> ASGIApp:
         return app
     try:
         from opentelemetry import trace
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found]
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found, unused-ignore]
             OTLPSpanExporter,
         )
         from opentelemetry.sdk.resources import Resource  # type: ignore[import-not-found, unused-ignore]

@@ -1,0 +1,1 @@
+"""Batch scoring of data files: on one machine (`ml-service score`) and on Spark."""
