@@ -305,6 +305,9 @@ ensure_identity() {
 # PROMOTION_FAIL_ON_KEEP=true.
 : "${PROMOTION_COMPARE:=false}"
 : "${PROMOTION_DATA:=}"                         # rows to compare on (default: compare's own)
+# Where production's artifact is found by the version it serves: a directory of released models
+# (<name>/<version>/), else the MLflow registry MLFLOW_TRACKING_URI names.
+: "${PROMOTION_CHAMPION_REPOSITORY:=}"
 : "${PROMOTION_FAIL_ON_KEEP:=false}"
 : "${CANARY_PERCENT:=0}"                        # 0: no canary, release at once
 : "${CANARY_SECONDS:=300}"
@@ -361,6 +364,7 @@ compare_models() {
     local out status=0
     local -a rows=()
     [ -z "$PROMOTION_DATA" ] || rows=(--data "$PROMOTION_DATA")
+    [ -z "$PROMOTION_CHAMPION_REPOSITORY" ] || rows+=(--champion-repository "$PROMOTION_CHAMPION_REPOSITORY")
     say "comparing challenger $2 with champion $1"
     out=$(ml_service compare --champion "$1" --challenger "$2" "${rows[@]}") || status=$?
     printf '%s\n' "$out"

@@ -93,6 +93,19 @@ def test_promote_compare_canary_then_swap(release: tuple[StubEnv, dict[str, str]
     assert "routed" not in env.flags()
 
 
+def test_the_champion_can_come_from_a_directory_of_released_models(
+    release: tuple[StubEnv, dict[str, str]],
+) -> None:
+    env, extra = release
+    env.scenario(rules(compare=3))
+    released = {**extra, "PROMOTION_CHAMPION_REPOSITORY": "/srv/released-models"}
+    result = env.run(sc.script("deploy.sh"), "--compare", env=released)
+    assert result.returncode == 0, result.stderr
+    (compare,) = [c for c in env.calls("ml-service") if c[0] == "compare"]
+    assert option(compare, "--champion-repository") == "/srv/released-models"
+    assert option(compare, "--champion") == f"url:https://{sc.HOST}"
+
+
 def test_canary_errors_roll_back_and_fail(release: tuple[StubEnv, dict[str, str]]) -> None:
     env, extra = release
     env.scenario(rules(watch=3))
