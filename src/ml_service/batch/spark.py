@@ -15,7 +15,6 @@ file read by Spark, the file's order), computed from partition sizes without mov
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ml_service.batch.command import PREDICTION
-from ml_service.errors import ArtifactError, BatchError
+from ml_service.errors import BatchError
 from ml_service.model.artifact import MANIFEST, digest, load_serving, read_file
 
 if TYPE_CHECKING:
@@ -62,17 +61,15 @@ def _unpacked(files: dict[str, bytes]) -> Any:
     key = digest("".join(f"{n}:{digest(files[n])}" for n in sorted(files)).encode())
     found = _LOADED.get(key)
     if found is None:
-        directory = Path(tempfile.mkdtemp(prefix="ml-service-artifact-"))
-        for name, data in files.items():
-            target = directory / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        try:
+        # Verified from disk as any artifact is; what serves is then held in memory.
+        with tempfile.TemporaryDirectory(prefix="ml-service-artifact-") as unpacked:
+            directory = Path(unpacked)
+            for name, data in files.items():
+                target = directory / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
             artifact = load_serving(directory, sha256=pin)
-        except ArtifactError:
-            shutil.rmtree(directory, ignore_errors=True)
-            raise
-        found = _LOADED[key] = (artifact, Predictor(artifact))
+            found = _LOADED[key] = (artifact, Predictor(artifact))
     return found
 
 
