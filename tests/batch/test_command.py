@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -239,15 +237,3 @@ def test_progress_lines_when_stderr_is_not_a_terminal(
         "100 rows", "200 rows", "300 rows", "400 rows"
     ]  # fmt: skip
     assert "100% of the input read" in progress[-1]
-
-
-def test_the_command_line_imports_no_data_libraries_until_a_file_is_scored() -> None:
-    code = (
-        "import sys, ml_service.cli\n"
-        "print(sorted({m.split('.')[0] for m in sys.modules} & "
-        "{'pandas', 'pyarrow', 'onnxruntime', 'pyspark', 'tqdm'}))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert result.stdout.strip() == "[]"

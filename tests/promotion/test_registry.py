@@ -221,18 +221,3 @@ def test_the_server_stops_on_a_reference_it_cannot_serve(
         pass
     assert "has no alias 'nobody'" in str(stopped.value)
     assert "ml-service serve: error: the server stopped: it could not start" in str(stopped.value)
-
-
-def test_the_registry_side_imports_no_training_library() -> None:
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, ml_service.promotion.registry\n"
-        "print(','.join(sorted({m.split('.')[0] for m in sys.modules} & "
-        "{'sklearn', 'matplotlib', 'pandas', 'scipy', 'skl2onnx', 'skops', 'mlflow'})))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert result.stdout.strip() == ""

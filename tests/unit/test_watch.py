@@ -5,8 +5,6 @@ The watch runs on a fake clock that advances only when the watch waits: no test 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -357,17 +355,3 @@ def test_bad_arguments_are_a_usage_error(
         cli.main(argv)
     assert exit_info.value.code == 2
     assert bad[0] in capsys.readouterr().err
-
-
-def test_the_command_line_leaves_prometheus_client_unimported() -> None:
-    # `serve` must set the multi-process directory before prometheus_client is first imported;
-    # building the parser (the watch subcommand included) must not import it.
-    code = (
-        "import sys\nfrom ml_service import cli\n"
-        "try:\n    cli.main(['--version'])\nexcept SystemExit:\n    pass\n"
-        "print('prometheus_client' in sys.modules)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert result.stdout.strip().splitlines()[-1] == "False"
