@@ -56,6 +56,23 @@ class Summary:
     rejected: int
     seconds: float
 
+    @classmethod
+    def of(cls, job: Job, engine: str, scored: int, rejected: int, started: float) -> Summary:
+        """The summary of `job` scored on `engine`, begun at `started` (`time.monotonic`)."""
+        artifact = job.artifact
+        return cls(
+            artifact.name,
+            artifact.version,
+            str(job.input),
+            str(job.output),
+            str(job.rejects),
+            engine,
+            scored + rejected,
+            scored,
+            rejected,
+            time.monotonic() - started,
+        )
+
     @property
     def rows_per_s(self) -> float:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
@@ -270,18 +287,7 @@ def score_file(job: Job, show: Show | None = None) -> Summary:
                 rejected += result.rejects.num_rows
                 progress.update(scored + rejected, reader.done)
             progress.close()
-    return Summary(
-        job.artifact.name,
-        job.artifact.version,
-        str(job.input),
-        str(job.output),
-        str(job.rejects),
-        "local",
-        scored + rejected,
-        scored,
-        rejected,
-        time.monotonic() - started,
-    )
+    return Summary.of(job, "local", scored, rejected, started)
 
 
 @contextlib.contextmanager

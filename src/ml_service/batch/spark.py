@@ -303,15 +303,4 @@ def score_file(job: Job, master: str, show: Show) -> Summary:
     finally:
         if made:
             spark.stop()
-    return Summary(
-        job.artifact.name,
-        job.artifact.version,
-        str(job.input),
-        str(job.output),
-        str(job.rejects),
-        "spark",
-        scored + rejected,
-        scored,
-        rejected,
-        time.monotonic() - started,
-    )
+    return Summary.of(job, "spark", scored, rejected, started)
