@@ -53,6 +53,8 @@ def test_the_page_asks_once_then_works_and_forgets(visit: Visit, server: Server)
     page = visit.page
     page.goto("/")
     enter_key(visit, "not-the-key-0123456789")
+    # The refusal arrives with the answer to the page's first API call: wait for it.
+    page.wait_for_function("document.querySelector('#key-error').innerText !== ''")
     assert "refused that key" in page.locator("#key-error").inner_text()
     enter_key(visit, KEY)
     visit.ready()
