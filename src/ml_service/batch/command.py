@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 PREFIX = "ml-service score"
 FORMATS = ("csv", "parquet")
 PREDICTION = "prediction"
+# The rejects file's columns (with the id column between them when one is carried).
+ROW, PROBLEMS = "row", "problems"
 
 DEFAULT_CHUNK_ROWS = 50_000
 REPOSITORY_ENV = "ML_SERVICE_MODEL_REPOSITORY"
@@ -274,7 +276,7 @@ def score_file(job: Job, show: Show | None = None) -> Summary:
             )
         except BatchError as exc:
             raise BatchError(f"{job.input}: {exc.message}") from None
-        with _writers(job, scorer) as (output, rejects):
+        with writers(job, scorer) as (output, rejects):
             progress = (show or Show()).progress(reader.total, reader.unit)
             first = 1
             for chunk in reader.chunks():
@@ -291,7 +293,8 @@ def score_file(job: Job, show: Show | None = None) -> Summary:
 
 
 @contextlib.contextmanager
-def _writers(job: Job, scorer: Scorer) -> Iterator[tuple[TableWriter, TableWriter]]:
+def writers(job: Job, scorer: Scorer) -> Iterator[tuple[TableWriter, TableWriter]]:
+    """The job's output and rejects writers (both engines'), each file atomic."""
     from ml_service.batch.files import atomic_writer
 
     with (

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from ml_service.batch.command import FORMATS
 from ml_service.errors import BatchError
-from ml_service.model.data import CSV_SUFFIXES, PARQUET_SUFFIXES
+from ml_service.model.data import CSV_SUFFIXES, PARQUET_SUFFIXES, column_names
 
 Format = Literal["csv", "parquet"]
 # pyarrow parses a CSV in blocks of this many bytes (then rows are regrouped into chunks).
@@ -144,8 +144,7 @@ def _parquet(path: Path, chunk_rows: int) -> Reader:
 
 
 def _csv(path: Path, chunk_rows: int) -> Reader:
-    header = csv_header(path)
-    names = [name or f"Unnamed: {i}" for i, name in enumerate(header)]
+    names = column_names(csv_header(path))
     source = pa.OSFile(str(path), "rb")
     try:
         batches = pacsv.open_csv(

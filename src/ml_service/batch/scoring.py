@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ml_service.batch.command import PREDICTION
+from ml_service.batch.command import PREDICTION, PROBLEMS, ROW
 from ml_service.errors import BatchError
 from ml_service.model.artifact import ServingArtifact
 from ml_service.model.data import CellProblem, clean, to_matrix
@@ -32,8 +32,6 @@ from ml_service.model.schema import MISSING_TOKENS, FloatArray, Label, ModelSche
 from ml_service.predictor import Predictor
 
 PROBABILITY = "probability_"
-ROW = "row"
-PROBLEMS = "problems"
 # Between a row's problems in the rejects file (the contract's messages may hold "; ").
 SEPARATOR = " | "
 IntArray = npt.NDArray[np.int64]

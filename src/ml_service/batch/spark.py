@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ml_service.batch.command import PREDICTION
+from ml_service.batch.command import PREDICTION, PROBLEMS, ROW
 from ml_service.errors import BatchError
 from ml_service.model.artifact import MANIFEST, digest, load_serving, read_file
 
@@ -148,7 +148,7 @@ def _score_batches(
                 rejects.column(f.name) if f.name == id_column else pa.nulls(count, f.type)
                 for f in scorer.output_schema
             ]
-            refused += [rejects.column("row"), rejects.column("problems")]
+            refused += [rejects.column(ROW), rejects.column(PROBLEMS)]
             both = pa.concat_tables([scored.cast(schema), pa.table(refused, schema=schema)])
             yield from both.to_batches()
 
@@ -173,14 +173,11 @@ def scored_and_rejects(
     number and the problems (null for a scored row); and the driver's `Scorer` (its schemas)."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    from ml_service.batch.scoring import Scorer
-
     if ROW_COLUMN not in df.columns:
         df = with_row_numbers(df)
     files = artifact_files(artifact_path)
-    artifact, predictor = _unpacked(files)
     inputs = to_arrow_schema(df.drop(ROW_COLUMN).schema)
-    scorer = Scorer(artifact, predictor, inputs, keep, id_column, prediction)
+    scorer = _scorer(files, inputs, keep, id_column, prediction)
     broadcast = df.sparkSession.sparkContext.broadcast(files)
     function = _score_batches(broadcast, keep, id_column, prediction)
     combined = df.mapInArrow(function, spark_schema(_combined_schema(scorer)))
@@ -198,13 +195,12 @@ def score_dataframe(
     are used, or the rows are scored twice)."""
     from pyspark.sql import functions as F  # noqa: N812 - Spark's usual name
 
-    combined, scorer = scored_and_rejects(df, artifact_path, keep, id_column, prediction)
+    combined, _ = scored_and_rejects(df, artifact_path, keep, id_column, prediction)
     scored = combined.filter(F.col(PROBLEMS_COLUMN).isNull()).drop(ROW_COLUMN, PROBLEMS_COLUMN)
     ids = [] if id_column is None else [F.col(id_column)]
     rejects = combined.filter(F.col(PROBLEMS_COLUMN).isNotNull()).select(
-        F.col(ROW_COLUMN).alias("row"), *ids, F.col(PROBLEMS_COLUMN).alias("problems")
+        F.col(ROW_COLUMN).alias(ROW), *ids, F.col(PROBLEMS_COLUMN).alias(PROBLEMS)
     )
-    del scorer
     return scored, rejects
 
 
@@ -237,8 +233,9 @@ def read(spark: SparkSession, path: Path, fmt: str) -> DataFrame:
     if fmt == "parquet":
         return spark.read.parquet(str(path))
     from ml_service.batch.files import csv_header
+    from ml_service.model.data import column_names
 
-    names = [name or f"Unnamed: {i}" for i, name in enumerate(csv_header(path))]
+    names = column_names(csv_header(path))
     schema = StructType([StructField(name, StringType()) for name in names])
     return spark.read.csv(
         str(path), schema=schema, header=True, multiLine=True, mode="FAILFAST", escape='"'
@@ -252,7 +249,7 @@ def score_file(job: Job, master: str, show: Show) -> Summary:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from ml_service.batch.command import Summary, _writers
+    from ml_service.batch.command import Summary, writers
 
     started = time.monotonic()
     spark, made = session(master)
@@ -268,7 +265,7 @@ def score_file(job: Job, master: str, show: Show) -> Summary:
         names = scorer.output_schema.names
         scored = rejected = 0
         progress = show.progress(0, "rows")
-        with _writers(job, scorer) as (output, rejects):
+        with writers(job, scorer) as (output, rejects):
             pending: list[Any] = []
 
             def flush() -> None:

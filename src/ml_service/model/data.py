@@ -47,6 +47,11 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def column_names(header: Sequence[str]) -> list[str]:
+    """Header cells as column names: a blank one named as pandas names it (`Unnamed: N`)."""
+    return [name or f"Unnamed: {i}" for i, name in enumerate(header)]
+
+
 def is_unnamed(column: str) -> bool:
     """A column whose header cell was blank (pandas names it `Unnamed: N`), e.g. a saved index."""
     return bool(_UNNAMED.match(column))
@@ -148,7 +153,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
             ) from None
         raise TrainingError(f"{path}: not a CSV file pandas can read ({exc})") from None
     frame.columns = pd.Index(
-        [name or f"Unnamed: {i}" for i, name in enumerate(header)]
+        column_names(header)
         if len(header) == len(frame.columns)
         else [str(c).strip() for c in frame.columns]
     )
