@@ -81,6 +81,11 @@ class Results:
     comparison: list[dict[str, Any]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
+    def target(self, name: str, value: float | None, limit: float, above: bool) -> None:
+        """Record a target of docs/performance.md: met when `value` is on the right of `limit`."""
+        met = value is not None and (value >= limit if above else value <= limit)
+        self.targets.append({"target": name, "value": value, "limit": limit, "met": met})
+
 
 # --- processes ----------------------------------------------------------------------------------
 
@@ -516,10 +521,7 @@ def evaluate(results: Results) -> None:
             None,
         )
 
-    def target(name: str, value: float | None, limit: float, above: bool) -> None:
-        met = value is not None and (value >= limit if above else value <= limit)
-        results.targets.append({"target": name, "value": value, "limit": limit, "met": met})
-
+    target = results.target
     predict64 = find("ml-service", "original", 64)
     target(
         "single-row /predict at 64 connections, share of the floor",
@@ -593,23 +595,17 @@ def evaluate_batch(results: Results) -> None:
     """The batch section's targets: `ml-service score` near the model's own rows/s, flat memory."""
     figures = results.batch
     for kind in ("csv", "parquet"):
-        value = figures.get(f"score_{kind}_share_of_model")
-        results.targets.append(
-            {
-                "target": f"ml-service score on 1,000,000 {kind} rows, share of the model's rows/s",
-                "value": value,
-                "limit": 0.7,
-                "met": value is not None and value >= 0.7,
-            }
+        results.target(
+            f"ml-service score on 1,000,000 {kind} rows, share of the model's rows/s",
+            figures.get(f"score_{kind}_share_of_model"),
+            0.7,
+            above=True,
         )
-    value = figures.get("score_peak_rss_ratio_1m_to_10k")
-    results.targets.append(
-        {
-            "target": "ml-service score peak memory, 1,000,000 rows over 10,000 rows",
-            "value": value,
-            "limit": 1.5,
-            "met": value is not None and value <= 1.5,
-        }
+    results.target(
+        "ml-service score peak memory, 1,000,000 rows over 10,000 rows",
+        figures.get("score_peak_rss_ratio_1m_to_10k"),
+        1.5,
+        above=False,
     )
 
 
